@@ -1,0 +1,72 @@
+"""``guestforge validate`` and ``guestforge plan``: read-only views of the matrix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from builder.cli.context import CliContext
+from builder.matrix import ALL_TARGETS, load_matrix
+from builder.plan import Cell, expand, select
+
+TARGET = click.Choice(ALL_TARGETS)
+
+
+def cell_record(cell: Cell, targets: tuple[str, ...]) -> dict[str, object]:
+    return {
+        "cell": cell.name,
+        "datastore": cell.datastore,
+        "version": cell.version,
+        "flavor": cell.flavor,
+        "source": cell.source(),
+        "exporter": cell.exporter_name,
+        "targets": list(targets),
+    }
+
+
+@click.command(epilog="""\b
+Examples:
+  guestforge validate
+  guestforge validate other-matrix.yaml
+""")
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@click.pass_obj
+def validate(obj: CliContext, file: Path | None) -> None:
+    """Check a matrix file; print every problem as FILE:LINE: FIELD: MESSAGE (exit 2)."""
+    path = file or obj.matrix_path
+    matrix = load_matrix(path)
+    cells = expand(matrix)
+    click.echo(f"{path}: ok ({len(cells)} cells, {sum(len(c.targets) for c in cells)} cell targets)")
+
+
+@click.command(epilog="""\b
+Examples:
+  guestforge plan
+  guestforge plan 'postgresql-*' 'redis-7.0'
+  guestforge plan '*-bookworm' --target vm --format json
+""")
+@click.argument("selectors", nargs=-1)
+@click.option("--target", type=TARGET, help="Only this target.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_obj
+def plan(obj: CliContext, selectors: tuple[str, ...], target: str | None, fmt: str) -> None:
+    """Show the cells (datastore x version) and targets SELECTORS pick (globs; default all)."""
+    cells = select(expand(obj.matrix()), selectors, target)  # type: ignore[arg-type]
+    rows = [cell_record(c, (target,) if target else c.targets) for c in cells]
+    if fmt == "json":
+        click.echo(json.dumps({"cells": rows}, indent=2))
+        return
+    table = Table(title=f"{len(rows)} cells")
+    for column in ("cell", "source", "exporter", "targets"):
+        table.add_column(column)
+    for cell, row in zip(cells, rows):
+        source = cell.image or f"{cell.base_name}: {' '.join(cell.packages)}"
+        table.add_row(cell.name, source, cell.exporter_name, " ".join(row["targets"]))  # type: ignore[arg-type]
+    Console().print(table)
+
+
+COMMANDS = [validate, plan]

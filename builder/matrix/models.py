@@ -1,0 +1,121 @@
+"""The matrix schema: frozen, typed models; every setting and its default declared once.
+
+Validation of single values happens here (types, tokens, unknown keys); checks
+that relate values to each other live in ``checks.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from builder.matrix.tokens import (
+    AbsPath,
+    BaseName,
+    ImageRef,
+    Name,
+    PackageName,
+    PyPIName,
+    Token,
+    Url,
+    VersionKey,
+)
+
+Target = Literal["oci", "vm", "baremetal"]
+Flavor = Literal["postgresql", "mysql", "redis"]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Uid = Annotated[int, Field(ge=1, le=65533)]
+Argv = Annotated[list[Token], Field(min_length=1)]
+
+ALL_TARGETS: tuple[Target, ...] = ("oci", "vm", "baremetal")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+class Base(Strict):
+    """A base OS root filesystem, bootstrapped from the Debian archive."""
+
+    distro: Literal["debian"] = "debian"
+    suite: Token
+    mirror: Url | None = Field(None, description="default: the host's apt sources")
+    security_mirror: Url | None = Field(None, description="default: the host's apt sources")
+    security: bool = True
+    components: Annotated[list[Token], Field(min_length=1)] = ["main"]
+
+
+class Agent(Strict):
+    """The guest agent, built once and shipped as a sidecar image and as one top layer."""
+
+    package: PyPIName
+    version: Token
+    entrypoint: Token
+    base: BaseName
+    user: Name = "trove"
+    uid: Uid = 1100
+    venv: AbsPath = "/opt/guest-agent-venv"
+    config_dir: AbsPath = "/etc/trove/conf.d"
+    log_dir: AbsPath = "/var/log/trove"
+    index_url: Url | None = Field(None, description="default: the host's pip configuration, else PyPI")
+
+
+class Exporter(Strict):
+    """A Prometheus exporter sidecar, installed from distro packages."""
+
+    base: BaseName
+    packages: Annotated[list[PackageName], Field(min_length=1)]
+    command: Argv
+    port: Port
+    up_metric: Token
+    user: Name = "exporter"
+    uid: Uid = 1200
+
+
+class Overrides(Strict):
+    """Datastore settings a single version may override."""
+
+    user: Name | None = None
+    uid: Uid | None = None
+    port: Port | None = None
+    data_dir: AbsPath | None = None
+    start: Argv | None = None
+    health: Argv | None = None
+    client: Token | None = None
+    exporter: Name | None = None
+    targets: list[Target] | None = None
+
+
+class Version(Overrides):
+    """One version: from distro packages on a base, or an upstream image pinned by digest."""
+
+    base: BaseName | None = None
+    packages: list[PackageName] | None = None
+    image: ImageRef | None = None
+
+
+class Datastore(Strict):
+    flavor: Flavor
+    user: Name
+    uid: Uid
+    port: Port
+    data_dir: AbsPath
+    start: Argv
+    health: Argv
+    client: Token
+    exporter: Name
+    targets: list[Target] | None = None
+    versions: Annotated[dict[VersionKey, Version], Field(min_length=1)]
+
+
+class Defaults(Strict):
+    targets: list[Target] = list(ALL_TARGETS)
+
+
+class Matrix(Strict):
+    defaults: Defaults = Defaults()
+    bases: Annotated[dict[BaseName, Base], Field(min_length=1)]
+    agent: Agent
+    exporters: dict[Name, Exporter]
+    datastores: Annotated[dict[Name, Datastore], Field(min_length=1)]
