@@ -1,0 +1,1 @@
+"""Facts about the build host: apt mirrors, pip index, KVM, block-device support."""

@@ -1,0 +1,1 @@
+"""OCI artifacts: base root filesystems, datastore/agent/exporter images, pod specs."""

@@ -1,0 +1,65 @@
+"""Base OS images from the Debian archive: mmdebstrap (minbase) -> tarball -> ``docker import``.
+
+No registry is involved, so this works air-gapped given an archive mirror.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.hostenv.apt import MirrorError, Mirrors
+from builder.matrix.models import Base
+from builder.run import run
+
+# Suites that have no -updates/-security companions.
+_ROLLING = {"sid", "unstable", "experimental"}
+
+# Keep images small: no docs (but keep copyright files), man pages, locales. mmdebstrap writes these
+# into /etc/dpkg/dpkg.cfg.d so every image built FROM the base inherits them.
+DPKG_OPTIONS = (
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/share/lintian/*",
+)
+
+
+@dataclass(frozen=True)
+class ResolvedBase:
+    """A base with its mirrors decided: the inputs that shape its root filesystem."""
+
+    name: str
+    suite: str
+    archive: str
+    security: str | None
+    components: tuple[str, ...]
+
+    def sources(self) -> list[str]:
+        comps = " ".join(self.components)
+        lines = [f"deb {self.archive} {self.suite} {comps}"]
+        if self.suite not in _ROLLING:
+            lines.append(f"deb {self.archive} {self.suite}-updates {comps}")
+            if self.security:
+                lines.append(f"deb {self.security} {self.suite}-security {comps}")
+        return lines
+
+
+def resolve(name: str, base: Base, host: Mirrors | None) -> ResolvedBase:
+    """Matrix mirrors win; otherwise the host's apt sources decide."""
+    archive = base.mirror or (host.archive if host else None)
+    if archive is None:
+        raise MirrorError(f"base {name!r}: no mirror configured and none found in the host's apt sources")
+    security = (base.security_mirror or (host.security if host else None)) if base.security else None
+    return ResolvedBase(name, base.suite, archive.rstrip("/"), security, tuple(base.components))
+
+
+def bootstrap(base: ResolvedBase, out_tar: Path, log: Path, epoch: int = 0) -> None:
+    """Write a minbase root filesystem tarball for ``base`` to ``out_tar``."""
+    argv = ["mmdebstrap", "--variant=minbase", "--format=tar", "--aptopt=Acquire::Retries \"3\""]
+    argv += [f"--dpkgopt={opt}" for opt in DPKG_OPTIONS]
+    argv += [base.suite, str(out_tar), *base.sources()]
+    run(argv, log=log, env={"SOURCE_DATE_EPOCH": str(epoch)})
