@@ -1,0 +1,1 @@
+"""The content-addressed build graph: nodes keyed by exactly their inputs, an index, a scheduler."""

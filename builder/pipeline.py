@@ -1,0 +1,224 @@
+"""Declare the build graph for a matrix: every node with exactly the inputs it reads.
+
+Pure: no engine, no network. ``affected`` runs this against a git revision and
+against the work tree and compares keys, so everything a node's output depends on
+must be declared here (values, repository files, tools, parents) and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from builder.graph.model import Node
+from builder.graph.trees import Tree
+from builder.hostenv.apt import Mirrors
+from builder.matrix.models import Agent, Exporter, Matrix, Target
+from builder.oci.rootfs import DPKG_OPTIONS, resolve
+from builder.plan import Cell
+
+MACROS = "container_specs/_macros.j2"
+ENGINE_CODE = ("builder/oci/render.py", "builder/oci/archive.py", "builder/oci/engine.py")
+VERIFY_CODE = ("builder/verify/pod.py", "builder/verify/runner.py", "builder/flavors.py", "tests/infra/conftest.py")
+
+
+@dataclass(frozen=True)
+class HostInputs:
+    """What the build host contributes to outputs: its apt mirrors and pip index."""
+
+    mirrors: Mirrors | None
+    pip_index: str | None
+
+
+def _labels(title: str, version: str, extra: dict[str, str]) -> dict[str, str]:
+    return {
+        "org.opencontainers.image.title": title,
+        "org.opencontainers.image.version": version,
+        "org.opencontainers.image.vendor": "guestforge",
+        **extra,
+    }
+
+
+def cell_values(cell: Cell) -> dict[str, Any]:
+    return {
+        "name": cell.name, "datastore": cell.datastore, "version": cell.version, "flavor": cell.flavor,
+        "user": cell.user, "uid": cell.uid, "port": cell.port, "data_dir": cell.data_dir,
+        "start": list(cell.start), "health": list(cell.health), "client": cell.client,
+        "packages": list(cell.packages),
+    }
+
+
+def agent_values(agent: Agent) -> dict[str, Any]:
+    return agent.model_dump()
+
+
+def exporter_values(name: str, exporter: Exporter) -> dict[str, Any]:
+    return {"name": name, **exporter.model_dump(exclude={"base"})}
+
+
+def _targets(cells: Sequence[Cell], *wanted: Target) -> frozenset[str]:
+    return frozenset(t for c in cells for t in c.targets if t in wanted) or frozenset(wanted)
+
+
+class Declarer:
+    """Builds the node list for a set of cells; shared nodes (bases, agent, exporters) appear once."""
+
+    def __init__(self, matrix: Matrix, tree: Tree, host: HostInputs):
+        self.matrix, self.tree, self.host = matrix, tree, host
+        self.nodes: dict[str, Node] = {}
+
+    def add(self, node: Node) -> str:
+        self.nodes.setdefault(node.id, node)
+        return node.id
+
+    # -- shared nodes ---------------------------------------------------------------------------
+    def base(self, name: str) -> str:
+        resolved = resolve(name, self.matrix.bases[name], self.host.mirrors)
+        return self.add(Node(
+            id=f"base:{name}", kind="base", title=f"base {name}",
+            values={"name": name, "suite": resolved.suite, "sources": resolved.sources(),
+                    "archive": resolved.archive, "security": resolved.security,
+                    "components": list(resolved.components), "dpkg_options": list(DPKG_OPTIONS)},
+            files=("builder/oci/rootfs.py",), tools=("mmdebstrap", "docker"),
+        ))
+
+    def debug(self) -> str:
+        return self.add(Node(
+            id="debug", kind="debug", title="debug/sandbox image", parents=(self.base(self.matrix.agent.base),),
+            values={"labels": _labels("guestforge debug", "1", {"io.guestforge.role": "debug"})},
+            files=(MACROS, "container_specs/debug.Containerfile.j2", *ENGINE_CODE), tools=("docker",),
+        ))
+
+    def agent_tree(self) -> str:
+        agent = self.matrix.agent
+        return self.add(Node(
+            id="agent-tree", kind="agent-tree", title=f"agent tree {agent.package} {agent.version}",
+            parents=(self.base(agent.base),),
+            values={"agent": agent_values(agent), "pip": {"index_url": agent.index_url or self.host.pip_index}},
+            files=(MACROS, "container_specs/agent-build.Containerfile.j2",
+                   *self.tree.files("container_specs/agent"), "builder/agent/bundle.py", *ENGINE_CODE),
+            tools=("docker",),
+        ))
+
+    def agent_image(self) -> str:
+        agent = self.matrix.agent
+        labels = _labels(f"guestforge {agent.package} guest agent", agent.version,
+                         {"io.guestforge.role": "agent", "io.guestforge.agent.version": agent.version})
+        return self.add(Node(
+            id="agent-image", kind="agent-image", title=f"agent image {agent.package} {agent.version}",
+            parents=(self.base(agent.base), self.agent_tree()),
+            values={"agent": agent_values(agent), "labels": labels},
+            files=(MACROS, "container_specs/agent.Containerfile.j2", "builder/oci/layers.py", *ENGINE_CODE),
+            tools=("docker",),
+        ))
+
+    def exporter(self, name: str) -> str:
+        exporter = self.matrix.exporters[name]
+        return self.add(Node(
+            id=f"exporter:{name}", kind="exporter", title=f"exporter {name}", parents=(self.base(exporter.base),),
+            values={"exporter": exporter_values(name, exporter),
+                    "labels": _labels(f"guestforge {name}", "1", {"io.guestforge.role": "exporter",
+                                                                  "io.guestforge.exporter": name})},
+            files=(MACROS, "container_specs/exporter.Containerfile.j2", *ENGINE_CODE), tools=("docker",),
+        ))
+
+    # -- per-cell OCI nodes ---------------------------------------------------------------------
+    def datastore(self, cell: Cell) -> str:
+        targets = frozenset(cell.targets)
+        if cell.image:
+            return self.add(Node(
+                id=f"datastore:{cell.name}", kind="upstream", title=f"{cell.name} upstream image", cell=cell.name,
+                targets=targets, values={"image": cell.image, "cell": cell_values(cell)},
+                files=("builder/oci/upstream.py",), tools=("docker",),
+            ))
+        assert cell.base_name is not None
+        agent = self.matrix.agent
+        labels = _labels(f"guestforge {cell.datastore} {cell.version}", cell.version, {
+            "io.guestforge.role": "datastore", "io.guestforge.cell": cell.name,
+            "io.guestforge.datastore": cell.datastore, "io.guestforge.version": cell.version,
+            "io.guestforge.flavor": cell.flavor,
+        })
+        return self.add(Node(
+            id=f"datastore:{cell.name}", kind="datastore", title=f"{cell.name} datastore image", cell=cell.name,
+            targets=targets, parents=(self.base(cell.base_name),),
+            values={"cell": cell_values(cell), "labels": labels,
+                    "agent": {"user": agent.user, "uid": agent.uid, "log_dir": agent.log_dir,
+                              "config_dir": agent.config_dir}},
+            files=(MACROS, "container_specs/datastore.Containerfile.j2",
+                   *self.tree.files(f"container_specs/flavors/{cell.flavor}"), *ENGINE_CODE),
+            tools=("docker",),
+        ))
+
+    def allinone(self, cell: Cell) -> str:
+        agent = self.matrix.agent
+        return self.add(Node(
+            id=f"aio:{cell.name}", kind="aio", title=f"{cell.name} all-in-one image (agent layer on top)",
+            cell=cell.name, targets=frozenset(["oci"]), parents=(self.datastore(cell), self.agent_tree()),
+            values={"labels": {"io.guestforge.agent.version": agent.version, "io.guestforge.role": "allinone"}},
+            files=("builder/oci/layers.py", "builder/oci/engine.py"), tools=("docker",),
+        ))
+
+    def pod(self, cell: Cell) -> str:
+        return self.add(Node(
+            id=f"pod:{cell.name}", kind="pod", title=f"{cell.name} pod spec", cell=cell.name,
+            targets=frozenset(["oci"]),
+            parents=(self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image()),
+            values={"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
+                    "agent": agent_values(self.matrix.agent)},
+            files=("builder/oci/podspec.py", "builder/flavors.py"),
+        ))
+
+    # -- verification nodes ---------------------------------------------------------------------
+    def infra_files(self, *names: str) -> tuple[str, ...]:
+        return tuple(f"tests/infra/{n}" for n in names if self.tree.read(f"tests/infra/{n}") is not None)
+
+    def verify_datastore(self, cell: Cell) -> str:
+        flavor_tests = self.infra_files(f"flavors/test_{cell.flavor}.py")
+        return self.add(Node(
+            id=f"verify-datastore:{cell.name}", kind="verify-datastore", title=f"{cell.name} verify database+exporter",
+            cell=cell.name, targets=frozenset(["oci"]),
+            parents=(self.datastore(cell), self.exporter(cell.exporter_name), self.debug()),
+            values={"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
+                    "upstream": cell.upstream},
+            files=(*VERIFY_CODE, *self.infra_files("test_image_hygiene.py", "test_datastore.py", "test_exporter.py"),
+                   *flavor_tests),
+        ))
+
+    def verify_agent(self) -> str:
+        return self.add(Node(
+            id="verify-agent", kind="verify-agent", title="verify agent image", targets=frozenset(["oci"]),
+            parents=(self.agent_image(), self.agent_tree(), self.debug()),
+            values={"agent": agent_values(self.matrix.agent)},
+            files=(*VERIFY_CODE, "builder/agent/config.py", *self.infra_files("test_agent.py")),
+        ))
+
+    def verify_allinone(self, cell: Cell) -> str:
+        return self.add(Node(
+            id=f"verify-aio:{cell.name}", kind="verify-aio", title=f"{cell.name} verify all-in-one image",
+            cell=cell.name, targets=frozenset(["oci"]), parents=(self.allinone(cell), self.agent_tree(), self.debug()),
+            values={"cell": cell_values(cell), "agent": agent_values(self.matrix.agent)},
+            files=(*VERIFY_CODE, *self.infra_files("test_allinone.py")),
+        ))
+
+    # -- selection ------------------------------------------------------------------------------
+    def oci(self, cell: Cell, verify: bool) -> list[str]:
+        wanted = [self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image(),
+                  self.allinone(cell), self.pod(cell)]
+        if verify:
+            wanted += [self.verify_datastore(cell), self.verify_agent(), self.verify_allinone(cell)]
+        return wanted
+
+
+def declare(matrix: Matrix, cells: Iterable[Cell], targets: Iterable[Target], tree: Tree, host: HostInputs,
+            verify: bool) -> tuple[list[Node], list[str]]:
+    """All nodes needed for ``targets`` of ``cells`` and the ids the command asks for."""
+    decl = Declarer(matrix, tree, host)
+    wanted: list[str] = []
+    for cell in cells:
+        for target in targets:
+            if target not in cell.targets:
+                continue
+            if target == "oci":
+                wanted += decl.oci(cell, verify)
+    return list(decl.nodes.values()), list(dict.fromkeys(wanted))
