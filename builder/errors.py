@@ -52,3 +52,7 @@ class BuildError(GuestforgeError):
     def __init__(self, message: str, log: str | None = None):
         self.log = log
         super().__init__(f"{message} (log: {log})" if log else message)
+
+
+class RunFailed(GuestforgeError):
+    """Some nodes of a build or verify run failed; the others finished. Exit code 1."""

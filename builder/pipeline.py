@@ -19,8 +19,11 @@ from builder.oci.rootfs import DPKG_OPTIONS, resolve
 from builder.plan import Cell
 
 MACROS = "container_specs/_macros.j2"
-ENGINE_CODE = ("builder/oci/render.py", "builder/oci/archive.py", "builder/oci/engine.py")
-VERIFY_CODE = ("builder/verify/pod.py", "builder/verify/runner.py", "builder/flavors.py", "tests/infra/conftest.py")
+# Builder code that shapes artifacts is an input like any template: editing it changes the keys of
+# what it shapes (and ``affected`` says so), editing the CLI or the scheduler changes nothing.
+ENGINE_CODE = ("builder/oci/render.py", "builder/oci/archive.py", "builder/oci/engine.py", "builder/oci/steps.py")
+VERIFY_CODE = ("builder/verify/pod.py", "builder/verify/runner.py", "builder/verify/steps.py", "builder/flavors.py",
+               "tests/infra/conftest.py")
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class Declarer:
             values={"name": name, "suite": resolved.suite, "sources": resolved.sources(),
                     "archive": resolved.archive, "security": resolved.security,
                     "components": list(resolved.components), "dpkg_options": list(DPKG_OPTIONS)},
-            files=("builder/oci/rootfs.py",), tools=("mmdebstrap", "docker"),
+            files=("builder/oci/rootfs.py", "builder/oci/steps.py"), tools=("mmdebstrap", "docker"),
         ))
 
     def debug(self) -> str:
@@ -97,7 +100,9 @@ class Declarer:
             parents=(self.base(agent.base),),
             values={"agent": agent_values(agent), "pip": {"index_url": agent.index_url or self.host.pip_index}},
             files=(MACROS, "container_specs/agent-build.Containerfile.j2",
-                   *self.tree.files("container_specs/agent"), "builder/agent/bundle.py", *ENGINE_CODE),
+                   *self.tree.files("container_specs/agent"), "builder/agent/bundle.py", "builder/agent/config.py",
+                   "builder/actions.py",
+                   *ENGINE_CODE),
             tools=("docker",),
         ))
 
@@ -109,7 +114,8 @@ class Declarer:
             id="agent-image", kind="agent-image", title=f"agent image {agent.package} {agent.version}",
             parents=(self.base(agent.base), self.agent_tree()),
             values={"agent": agent_values(agent), "labels": labels},
-            files=(MACROS, "container_specs/agent.Containerfile.j2", "builder/oci/layers.py", *ENGINE_CODE),
+            files=(MACROS, "container_specs/agent.Containerfile.j2", "builder/oci/layers.py", "builder/actions.py",
+                   *ENGINE_CODE),
             tools=("docker",),
         ))
 
@@ -130,7 +136,7 @@ class Declarer:
             return self.add(Node(
                 id=f"datastore:{cell.name}", kind="upstream", title=f"{cell.name} upstream image", cell=cell.name,
                 targets=targets, values={"image": cell.image, "cell": cell_values(cell)},
-                files=("builder/oci/upstream.py",), tools=("docker",),
+                files=("builder/oci/steps.py",), tools=("docker",),
             ))
         assert cell.base_name is not None
         agent = self.matrix.agent
@@ -156,50 +162,60 @@ class Declarer:
             id=f"aio:{cell.name}", kind="aio", title=f"{cell.name} all-in-one image (agent layer on top)",
             cell=cell.name, targets=frozenset(["oci"]), parents=(self.datastore(cell), self.agent_tree()),
             values={"labels": {"io.guestforge.agent.version": agent.version, "io.guestforge.role": "allinone"}},
-            files=("builder/oci/layers.py", "builder/oci/engine.py"), tools=("docker",),
+            files=("builder/oci/layers.py", "builder/oci/engine.py", "builder/oci/steps.py"), tools=("docker",),
         ))
 
     def pod(self, cell: Cell) -> str:
         return self.add(Node(
             id=f"pod:{cell.name}", kind="pod", title=f"{cell.name} pod spec", cell=cell.name,
             targets=frozenset(["oci"]),
-            parents=(self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image()),
+            parents=(self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image(), self.agent_tree()),
             values={"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
                     "agent": agent_values(self.matrix.agent)},
-            files=("builder/oci/podspec.py", "builder/flavors.py"),
+            files=("builder/oci/podspec.py", "builder/oci/k8s.py", "builder/flavors.py", "builder/actions.py",
+                   "builder/agent/config.py"),
         ))
 
     # -- verification nodes ---------------------------------------------------------------------
-    def infra_files(self, *names: str) -> tuple[str, ...]:
-        return tuple(f"tests/infra/{n}" for n in names if self.tree.read(f"tests/infra/{n}") is not None)
+    def _infra(self, names: tuple[str, ...]) -> list[str]:
+        return [f"tests/infra/{n}" for n in names if self.tree.read(f"tests/infra/{n}") is not None]
+
+    def _verify(self, node_id: str, title: str, cell: Cell | None, parents: tuple[str, ...],
+                values: dict[str, Any], suites: tuple[str, ...], support: tuple[str, ...] = (),
+                code: tuple[str, ...] = ()) -> str:
+        """A verification node: ``suites`` are the testinfra files it runs, ``support`` what they import.
+        Both are hashed, so a comment in another datastore's suite changes nothing here."""
+        run = self._infra(suites)
+        return self.add(Node(
+            id=node_id, kind=node_id.split(":", 1)[0], title=title, cell=cell.name if cell else None,
+            targets=frozenset(["oci"]), parents=parents, values={**values, "suites": run},
+            files=(*VERIFY_CODE, *code, *run, *self._infra(support)),
+        ))
 
     def verify_datastore(self, cell: Cell) -> str:
-        flavor_tests = self.infra_files(f"flavors/test_{cell.flavor}.py")
-        return self.add(Node(
-            id=f"verify-datastore:{cell.name}", kind="verify-datastore", title=f"{cell.name} verify database+exporter",
-            cell=cell.name, targets=frozenset(["oci"]),
-            parents=(self.datastore(cell), self.exporter(cell.exporter_name), self.debug()),
-            values={"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
-                    "upstream": cell.upstream},
-            files=(*VERIFY_CODE, *self.infra_files("test_image_hygiene.py", "test_datastore.py", "test_exporter.py"),
-                   *flavor_tests),
-        ))
+        return self._verify(
+            f"verify-datastore:{cell.name}", f"{cell.name} verify database+exporter", cell,
+            (self.datastore(cell), self.exporter(cell.exporter_name), self.debug()),
+            {"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
+             "upstream": cell.upstream},
+            ("test_image_hygiene.py", "test_datastore.py", "test_exporter.py", f"flavors/test_{cell.flavor}.py"),
+            ("__init__.py", "flavors/__init__.py"),
+        )
 
     def verify_agent(self) -> str:
-        return self.add(Node(
-            id="verify-agent", kind="verify-agent", title="verify agent image", targets=frozenset(["oci"]),
-            parents=(self.agent_image(), self.agent_tree(), self.debug()),
-            values={"agent": agent_values(self.matrix.agent)},
-            files=(*VERIFY_CODE, "builder/agent/config.py", *self.infra_files("test_agent.py")),
-        ))
+        return self._verify(
+            "verify-agent", "verify agent image", None, (self.agent_image(), self.agent_tree(), self.debug()),
+            {"agent": agent_values(self.matrix.agent)}, ("test_agent.py",),
+            ("__init__.py", "test_image_hygiene.py"), ("builder/agent/config.py",),
+        )
 
     def verify_allinone(self, cell: Cell) -> str:
-        return self.add(Node(
-            id=f"verify-aio:{cell.name}", kind="verify-aio", title=f"{cell.name} verify all-in-one image",
-            cell=cell.name, targets=frozenset(["oci"]), parents=(self.allinone(cell), self.agent_tree(), self.debug()),
-            values={"cell": cell_values(cell), "agent": agent_values(self.matrix.agent)},
-            files=(*VERIFY_CODE, *self.infra_files("test_allinone.py")),
-        ))
+        return self._verify(
+            f"verify-aio:{cell.name}", f"{cell.name} verify all-in-one image", cell,
+            (self.allinone(cell), self.datastore(cell), self.agent_tree(), self.debug()),
+            {"cell": cell_values(cell), "agent": agent_values(self.matrix.agent)}, ("test_allinone.py",),
+            ("__init__.py", "test_agent.py", "test_image_hygiene.py"), ("builder/agent/config.py",),
+        )
 
     # -- selection ------------------------------------------------------------------------------
     def oci(self, cell: Cell, verify: bool) -> list[str]:

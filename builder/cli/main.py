@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from builder import __version__
-from builder.cli import plan_cmd
+from builder.cli import build_cmd, graph_cmd, plan_cmd
 from builder.cli.context import CliContext
 from builder.errors import GuestforgeError, InputError
 
@@ -30,7 +30,7 @@ def cli(ctx: click.Context, matrix_path: Path) -> None:
     ctx.obj = CliContext(matrix_path=matrix_path)
 
 
-for command in plan_cmd.COMMANDS:
+for command in [*plan_cmd.COMMANDS, *build_cmd.COMMANDS, *graph_cmd.COMMANDS]:
     cli.add_command(command)
 
 

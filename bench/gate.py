@@ -1,0 +1,93 @@
+"""The CI gate on the default matrix, measured in one run (content-addressed build graph).
+
+    1. cold gate: build + verify everything (fresh build dir, guestforge images and build cache removed)
+    2. no-op gate right after                                   target: <= 5 s wall for the whole matrix
+    3. agent-only change (a file the agent build reads)         target: <= 20% of the cold gate,
+                                                                        zero datastore layers rebuilt
+    4. one matrix version changed                               only that cell rebuilt and re-verified
+
+    .venv/bin/python bench/gate.py [--target oci] [--cells GLOB ...] [--keep-engine-cache]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import Run, copy_repo, forget_images, guestforge  # noqa: E402
+
+AGENT_FILE = "container_specs/agent/make_runtime.py"
+CHANGED_CELL = "redis-7.0"
+MATRIX_EDIT = ('"7.0": {base: "debian:bookworm", packages: [redis-server]}',
+               '"7.0": {base: "debian:bookworm", packages: [redis-server, redis-tools]}')
+
+
+def datastore_layers(run: Run) -> dict[str, list[str]]:
+    layers = {}
+    for row in run.report["nodes"]:
+        if row["kind"] == "datastore" and row.get("digest"):
+            out = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RootFS.Layers}}", row["digest"]],
+                                 capture_output=True, text=True, check=True).stdout
+            layers[row["cell"]] = json.loads(out)
+    return layers
+
+
+def redone(run: Run) -> list[str]:
+    return sorted(n["node"] for n in run.nodes("built", "verified", "pulled", "failed"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", default="oci", choices=["oci", "vm", "baremetal"])
+    parser.add_argument("--cells", nargs="*", default=[])
+    parser.add_argument("--jobs", default="2")
+    parser.add_argument("--keep-engine-cache", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gf-gate-") as tmp:
+        repo, build_dir = copy_repo(Path(tmp) / "repo"), Path(tmp) / "build"
+        gate = ["--target", args.target, "-j", args.jobs, *args.cells]
+        if not args.keep_engine_cache:
+            forget_images()
+
+        cold = guestforge(repo, build_dir, "verify", *gate)
+        before = datastore_layers(cold)
+        noop = guestforge(repo, build_dir, "verify", *gate)
+
+        with (repo / AGENT_FILE).open("a") as f:
+            f.write("# bench: agent-only change\n")
+        agent = guestforge(repo, build_dir, "verify", *gate)
+        after = datastore_layers(agent)
+        layers_rebuilt = sum(len(set(after.get(c, [])) - set(layers)) for c, layers in before.items())
+
+        matrix = repo / "matrix.yaml"
+        matrix.write_text(matrix.read_text().replace(*MATRIX_EDIT))
+        version = guestforge(repo, build_dir, "verify", *gate)
+
+        total = len(cold.report["nodes"])
+        print(f"\nGate benchmark: target {args.target}, {total} nodes, jobs={args.jobs}")
+        print(f"1. cold gate             {cold.seconds:8.1f} s   exit {cold.exit_code}, "
+              f"{len(redone(cold))} nodes built/verified")
+        print(f"2. no-op gate            {noop.seconds:8.1f} s   {len(redone(noop))} nodes redone "
+              f"(target <= 5 s: {'met' if noop.seconds <= 5 else 'MISSED'})")
+        ratio = agent.seconds / cold.seconds if cold.seconds else 0
+        print(f"3. agent-only change     {agent.seconds:8.1f} s   {ratio:.1%} of cold "
+              f"(target <= 20%: {'met' if ratio <= 0.2 else 'MISSED'}); "
+              f"datastore nodes redone: {len([n for n in redone(agent) if n.startswith('datastore:')])}, "
+              f"datastore layers rebuilt: {layers_rebuilt}")
+        print(f"   redone: {', '.join(redone(agent))}")
+        others = [n for n in redone(version) if CHANGED_CELL not in n]
+        print(f"4. one version changed  {version.seconds:8.1f} s   {len(redone(version))} nodes redone, "
+              f"{len(others)} outside {CHANGED_CELL}")
+        print(f"   redone: {', '.join(redone(version))}")
+        ok = all(r.exit_code == 0 for r in (cold, noop, agent, version))
+        return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

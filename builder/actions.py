@@ -1,0 +1,140 @@
+"""Which action produces which kind of node, for one run (constructed with the run's engine)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import replace
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from builder.errors import BuildError
+from builder.graph.execute import Action, Step
+from builder.matrix.models import Agent
+from builder.oci.engine import Engine
+from builder.oci.k8s import check_pod
+from builder.oci.layers import append_layer
+from builder.oci.podspec import PodCell, pod_spec, to_yaml
+from builder.oci.render import render
+from builder.oci.steps import (
+    KEY_LABEL,
+    AllInOneAction,
+    BaseAction,
+    ImageAction,
+    TemplateAction,
+    UpstreamAction,
+    image_ref,
+    short,
+)
+from builder.paths import CONTAINER_SPECS
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class FileAction:
+    """Artifacts that are files under ``build/artifacts``; they exist while the file has its digest."""
+
+    serial = False
+
+    def __init__(self, artifacts: Path):
+        self.artifacts = artifacts
+
+    def exists(self, artifact: Mapping[str, Any]) -> bool:
+        path = Path(str(artifact.get("path", "")))
+        return path.is_file() and path.stat().st_size == artifact.get("size")
+
+
+class AgentTreeAction(FileAction):
+    """Build the self-contained agent tree once; keep its tarball under a key-derived name."""
+
+    def __init__(self, engine: Engine, artifacts: Path):
+        super().__init__(artifacts)
+        self.engine = engine
+
+    def run(self, step: Step) -> dict[str, Any]:
+        from builder.agent.bundle import build_agent_tree, pip_settings
+
+        agent = Agent(**step.node.values["agent"])
+        # The index is a keyed input; the host's CA bundle (for TLS-inspecting egress) is transport only.
+        pip = replace(pip_settings(agent), index_url=step.node.values["pip"]["index_url"])
+        tree = build_agent_tree(self.engine, agent, step.parent("base")["ref"], step.workdir, step.log, pip=pip)
+        final = self.artifacts / "agent" / f"agent-tree-{short(step.key)}.tar"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_suffix(".tmp")
+        shutil.copyfile(tree.path, tmp)
+        tmp.replace(final)  # complete or absent, never half-written
+        return {**tree.as_dict(), "path": str(final), "size": final.stat().st_size}
+
+
+class AgentImageAction(ImageAction):
+    """The agent sidecar: a small image for the agent's user and runtime config, plus the tree layer."""
+
+    def run(self, step: Step) -> dict[str, Any]:
+        ref, moving = image_ref(step.node.id, step.key)
+        text = render("agent.Containerfile.j2", {"base_image": step.parent("base")["ref"], **step.node.values},
+                      CONTAINER_SPECS)
+        pre = self.engine.build({"Containerfile": text.encode()}, f"{ref}-pre", step.log)
+        tree = step.parent("agent-tree")
+        result = append_layer(self.engine, pre, Path(tree["path"]), ref, step.log,
+                              labels={KEY_LABEL: step.key}, comment=f"guestforge agent layer {tree.get('version')}",
+                              diff_id=tree["diff_id"])
+        self.engine.remove(f"{ref}-pre")
+        return self._artifact(step, ref, moving, result.image_id, agent_layer=result.diff_id)
+
+
+class PodAction(FileAction):
+    """Write and check the cell's Pod manifest."""
+
+    def run(self, step: Step) -> dict[str, Any]:
+        v = step.node.values
+        datastore = step.parent("datastore")
+        cell = PodCell.from_values(v["cell"], v["exporter"], upstream="upstream" in datastore)
+        images = {"datastore": datastore["ref"], "exporter": step.parent("exporter")["ref"],
+                  "agent": step.parent("agent-image")["ref"]}
+        from builder.agent.config import manager_for
+
+        manager = manager_for(cell.datastore, cell.flavor)
+        supported = manager in step.parent("agent-tree").get("managers", [])
+        doc = pod_spec(cell, v["agent"], images, manager if supported else None)
+        problems = check_pod(doc)
+        if problems:
+            raise BuildError(f"generated pod spec is invalid: {'; '.join(problems)}", str(step.log))
+        text = to_yaml(doc, step.key)
+        if yaml.safe_load(text) != doc:
+            raise BuildError("pod spec does not survive a YAML round trip", str(step.log))
+        path = self.artifacts / v["cell"]["name"] / "pod.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        return {"path": str(path), "size": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def oci_actions(engine: Engine, build_dir: Path) -> dict[str, Action]:
+    artifacts = build_dir / "artifacts"
+    from builder.verify.steps import verification_actions
+
+    return {
+        "base": BaseAction(engine),
+        "debug": TemplateAction(engine, "debug.Containerfile.j2"),
+        "datastore": TemplateAction(engine, "datastore.Containerfile.j2", ("container_specs/flavors/{flavor}",)),
+        "upstream": UpstreamAction(engine),
+        "exporter": TemplateAction(engine, "exporter.Containerfile.j2"),
+        "agent-tree": AgentTreeAction(engine, artifacts),
+        "agent-image": AgentImageAction(engine),
+        "aio": AllInOneAction(engine),
+        "pod": PodAction(artifacts),
+        **verification_actions(build_dir),
+    }
+
+
+

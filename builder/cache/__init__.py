@@ -1,0 +1,1 @@
+"""Shared caches for CI runners on different machines."""

@@ -1,0 +1,75 @@
+"""``guestforge build`` and ``guestforge verify``: run the graph for the selected cells and targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from builder.actions import oci_actions
+from builder.cli.context import CliContext
+from builder.cli.options import graph_options
+from builder.errors import GuestforgeError, RunFailed
+from builder.oci.engine import Engine
+from builder.session import Options, RunResult, declare_graph, pick, run_graph
+
+
+def execute(obj: CliContext, command: str, selectors: tuple[str, ...], target: str | None, build_dir: Path,
+            jobs: int, force: bool, cache_registry: str | None) -> RunResult:
+    matrix = obj.matrix()
+    cells, targets = pick(matrix, selectors, target)  # type: ignore[arg-type]
+    graph, wanted = declare_graph(matrix, cells, targets, verify=command == "verify")
+    if not wanted:
+        raise GuestforgeError(f"nothing to {command}: the selected cells want none of {', '.join(targets)}")
+    options = Options(build_dir=build_dir, jobs=jobs, force=force, cache_registry=cache_registry)
+    engine = Engine()
+    cache = None
+    if cache_registry:
+        from builder.cache.registry import RegistryCache
+
+        cache = RegistryCache(cache_registry, engine, build_dir)
+    return run_graph(command, graph, wanted, options, lambda o: oci_actions(engine, o.build_dir),
+                     console=Console(stderr=True), cache=cache)
+
+
+def finish(result: RunResult) -> None:
+    """Name every failed node with its log; raise (exit 1) if any failed or was blocked."""
+    bad = [r for r in result.table if r.status in ("failed", "blocked")]
+    click.echo(f"report: {result.report}", err=True)
+    for row in bad:
+        if row.status == "failed":
+            click.echo(f"FAILED {row.node}: see {row.log}", err=True)
+    if bad:
+        failed = sum(r.status == "failed" for r in bad)
+        raise RunFailed(f"{failed} node(s) failed and {len(bad) - failed} were blocked by them; "
+                        f"the other {len(result.table) - len(bad)} finished")
+
+
+@click.command(epilog="""\b
+Examples:
+  guestforge build --target oci postgresql-15
+  guestforge build 'redis-*' -j 2
+  guestforge build --target oci --force mariadb-10.11
+""")
+@graph_options
+@click.pass_obj
+def build(obj: CliContext, /, **kwargs: Any) -> None:
+    """Build the artifacts of the selected cells (globs; default all), skipping what is already built."""
+    finish(execute(obj, "build", **kwargs))
+
+
+@click.command(epilog="""\b
+Examples:
+  guestforge verify --target oci postgresql-15
+  guestforge verify --target oci '*-bookworm'
+""")
+@graph_options
+@click.pass_obj
+def verify(obj: CliContext, /, **kwargs: Any) -> None:
+    """Verify the selected cells with testinfra (building what is missing); skip what already passed."""
+    finish(execute(obj, "verify", **kwargs))
+
+
+COMMANDS = [build, verify]

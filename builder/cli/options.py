@@ -1,0 +1,31 @@
+"""Options shared by the commands that run the graph (build, verify, publish)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from builder.matrix import ALL_TARGETS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def graph_options(func: F) -> F:
+    decorators = [
+        click.argument("selectors", nargs=-1),
+        click.option("--target", type=click.Choice(ALL_TARGETS), help="Only this target (default: each cell's targets)."),
+        click.option("--build-dir", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
+                     help="Images' index, logs, reports and file artifacts."),
+        click.option("-j", "--jobs", type=click.IntRange(1, 64), default=min(4, os.cpu_count() or 2),
+                     show_default=True, help="Independent nodes run in parallel up to this many."),
+        click.option("--force", is_flag=True, help="Redo every node even when its key is already done."),
+        click.option("--cache-registry", metavar="HOST:PORT/PREFIX", default=None,
+                     help="Shared cache: pull nodes whose key is there instead of building, push what is built."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func

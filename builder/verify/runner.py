@@ -1,0 +1,113 @@
+"""Run testinfra suites (tests/infra) against a cell's images, in a pytest subprocess.
+
+The caller (the build graph) decides which files verify which artifact; this module writes the
+context JSON the suites read (``--gf-context``), runs pytest through the one subprocess door, always
+removes the run's containers afterwards (even when interrupted), and reads the JUnit report back.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builder.errors import ToolError
+from builder.paths import REPO
+from builder.plan import Cell
+from builder.run import run
+from builder.verify.pod import cleanup
+
+DEFAULT_TIMEOUT = 1800.0
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    """What one suite run did. ``passed`` is False when any test failed or errored, or none ran."""
+
+    passed: bool
+    tests: int
+    failures: int
+    errors: int
+    skipped: int
+    duration: float
+    exit_code: int
+    log: Path
+    junit: Path
+    run_id: str
+
+    def summary(self) -> str:
+        state = "passed" if self.passed else "FAILED"
+        return (f"{state}: {self.tests} tests, {self.failures} failed, {self.errors} errors, "
+                f"{self.skipped} skipped in {self.duration:.1f}s (log: {self.log})")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "tests": self.tests, "failures": self.failures, "errors": self.errors,
+                "skipped": self.skipped, "duration": round(self.duration, 1), "exit_code": self.exit_code,
+                "log": str(self.log), "junit": str(self.junit), "run_id": self.run_id}
+
+
+def new_run_id() -> str:
+    """A short id unique enough to label one run's containers (time + random)."""
+    return f"{time.strftime('%H%M%S')}{secrets.token_hex(3)}"
+
+
+def cell_context(cell: Cell) -> dict[str, Any]:
+    """The context's ``cell`` entry for a cell: its template values plus its exporter."""
+    return {
+        "name": cell.name, "datastore": cell.datastore, "version": cell.version, "flavor": cell.flavor,
+        "user": cell.user, "uid": cell.uid, "port": cell.port, "data_dir": cell.data_dir,
+        "start": list(cell.start), "health": list(cell.health), "client": cell.client,
+        "packages": list(cell.packages), "upstream": cell.upstream,
+        "exporter": {"name": cell.exporter_name, "port": cell.exporter.port,
+                     "up_metric": cell.exporter.up_metric, "uid": cell.exporter.uid,
+                     "command": list(cell.exporter.command)},
+    }
+
+
+def _junit_counts(junit: Path) -> tuple[int, int, int, int]:
+    """(tests, failures, errors, skipped) summed over the report's test suites; zeros if unreadable."""
+    try:
+        root = ET.parse(junit).getroot()
+    except (OSError, ET.ParseError):
+        return 0, 0, 0, 0
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    return tuple(sum(int(s.get(attr, 0)) for s in suites)  # type: ignore[return-value]
+                 for attr in ("tests", "failures", "errors", "skipped"))
+
+
+def run_suite(context: Mapping[str, Any], test_files: Sequence[Path], log: Path, junit: Path,
+              timeout: float = DEFAULT_TIMEOUT, extra_args: Sequence[str] = ()) -> SuiteResult:
+    """Run pytest + testinfra on ``test_files`` with ``context``; never raises for failing tests.
+
+    ``context``: ``{"cell": {...}, "images": {"datastore", "exporter", "debug", "agent", "aio"},
+    "agent": {...}}`` (see ``builder.verify.pod.VerifyContext``); a ``run_id`` is added when absent.
+    The context JSON is written next to ``log``; pytest's output goes to ``log``.
+    """
+    run_id = str(context.get("run_id") or new_run_id())
+    log.parent.mkdir(parents=True, exist_ok=True)
+    junit.parent.mkdir(parents=True, exist_ok=True)
+    junit.unlink(missing_ok=True)
+    ctx_path = log.with_name(log.stem + ".context.json")
+    ctx_path.write_text(json.dumps({**context, "run_id": run_id}, indent=2, sort_keys=True) + "\n")
+    argv = [sys.executable, "-m", "pytest", "--rootdir", str(REPO), "-p", "no:cacheprovider",
+            f"--gf-context={ctx_path}", f"--junitxml={junit}", "-o", "junit_family=xunit2",
+            "-o", "log_level=INFO", "-v", *extra_args, *(str(f) for f in test_files)]
+    started = time.monotonic()
+    try:
+        exit_code = run(argv, log=log, cwd=REPO, check=False, timeout=timeout).returncode
+    except ToolError as exc:          # timed out: the suite failed, say so in its log
+        with log.open("a") as out:
+            out.write(f"guestforge: {exc}\n")
+        exit_code = -1
+    finally:
+        cleanup(run_id)
+    duration = time.monotonic() - started
+    tests, failures, errors, skipped = _junit_counts(junit)
+    passed = exit_code == 0 and tests > skipped and failures == 0 and errors == 0
+    return SuiteResult(passed, tests, failures, errors, skipped, duration, exit_code, log, junit, run_id)

@@ -1,0 +1,103 @@
+"""The all-in-one image: the cell's datastore image with the agent tree as one more top layer.
+
+The top layer must be the agent tree's blob (the same diff_id in every cell) on top of the datastore
+image's layers, unchanged; inside, next to the running database and on the datastore's base (whatever
+its glibc), the agent runs as its own uid and maps nothing from that base.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import docker
+import pytest
+from docker.models.containers import Container
+
+from builder.flavors import FlavorRuntime, Secrets
+from builder.matrix.models import Agent
+from builder.verify.pod import Pod, VerifyContext, wait_healthy
+from tests.infra.test_agent import MAPS_PROBE, exec_as_agent, load_agent, scan_tree
+
+# Every extension module the tree ships imports on this base (run with the tree's python as the agent).
+IMPORT_PROBE = r"""
+import importlib, json, os, sys, sysconfig
+roots = [os.path.join(sys.base_prefix, 'lib', 'python3.11', 'lib-dynload'), sysconfig.get_paths()['purelib']]
+failed, count = {}, 0
+for root in roots:
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            rel = os.path.relpath(os.path.join(dirpath, f), root)
+            if not f.endswith('.so') or '.libs' in rel or os.path.basename(rel).startswith(('_test', 'xx')):
+                continue
+            count += 1
+            try:
+                importlib.import_module(rel.split('.')[0].replace('/', '.'))
+            except BaseException as exc:
+                failed[rel] = repr(exc)[:200]
+print(json.dumps({'count': count, 'failed': failed, 'uid': os.getuid(), 'gid': os.getgid()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def aio_agent(request: pytest.FixtureRequest, gf_context: VerifyContext) -> Agent:
+    if not gf_context.images.get("aio"):
+        pytest.skip("the context has no all-in-one image")
+    return load_agent(request)
+
+
+@pytest.fixture(scope="module")
+def layers(gf_context: VerifyContext, docker_client: docker.DockerClient, aio_agent: Agent
+           ) -> dict[str, list[str]]:
+    return {role: list(docker_client.images.get(gf_context.image(role)).attrs["RootFS"]["Layers"])
+            for role in ("aio", "datastore")}
+
+
+@pytest.fixture(scope="module")
+def aio(pod: Pod, runtime: FlavorRuntime, secrets: Secrets, aio_agent: Agent) -> Container:
+    """The all-in-one image started as the database it is (own network, labelled for cleanup)."""
+    container = pod.oneoff(image_role="aio", environment=runtime.db_env(secrets))
+    wait_healthy(container)
+    return container
+
+
+def test_top_layer_is_the_agent_tree_on_the_unchanged_datastore(layers: dict[str, list[str]],
+                                                                 gf_context: VerifyContext) -> None:
+    expected = gf_context.agent.layer_diff_id if gf_context.agent else None
+    assert expected, "the context names no agent layer"
+    assert layers["aio"][-1] == expected
+    assert layers["aio"][:-1] == layers["datastore"], "the datastore's layers must be reused, not rebuilt"
+
+
+def test_agent_runs_as_its_user_next_to_the_database(aio: Container, aio_agent: Agent) -> None:
+    code, out, err = exec_as_agent(aio, aio_agent, [f"{aio_agent.venv}/bin/{aio_agent.entrypoint}", "--version"])
+    assert code == 0, err
+    assert out.strip().splitlines()[-1] == aio_agent.version
+    code, out, err = exec_as_agent(aio, aio_agent, [f"{aio_agent.venv}/bin/python3", "-I", "-c", IMPORT_PROBE])
+    assert code == 0, err
+    facts: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    assert (facts["uid"], facts["gid"]) == (aio_agent.uid, aio_agent.uid)
+    assert facts["count"] > 50 and not facts["failed"], facts["failed"]
+
+
+def test_agent_maps_nothing_from_the_datastore_base(aio: Container, aio_agent: Agent) -> None:
+    code, out, err = exec_as_agent(aio, aio_agent, [f"{aio_agent.venv}/bin/python3", "-I", "-c", MAPS_PROBE])
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1]) == []
+
+
+def test_agent_files_keep_their_owners(aio: Container, aio_agent: Agent) -> None:
+    argv = ["stat", "-c", "%n %u %g %a", aio_agent.venv, aio_agent.config_dir, aio_agent.log_dir]
+    result = aio.exec_run(argv, user="0")
+    assert result.exit_code == 0, result.output.decode()
+    owners = {line.split()[0]: tuple(line.split()[1:]) for line in result.output.decode().splitlines()}
+    uid = str(aio_agent.uid)
+    assert owners == {aio_agent.venv: ("0", "0", "755"), aio_agent.config_dir: ("0", uid, "750"),
+                      aio_agent.log_dir: (uid, uid, "750")}
+
+
+def test_no_credentials_or_keys_in_the_agent_files(docker_client: docker.DockerClient, gf_context: VerifyContext,
+                                                   aio_agent: Agent, pod: Pod) -> None:
+    found = scan_tree(docker_client, gf_context.image("aio"), aio_agent, pod.labels("aio-scan"))
+    assert found["entries"]
+    assert not (found["private_keys"] or found["credential_urls"] or found["passwords"] or found["config_dir"]), found

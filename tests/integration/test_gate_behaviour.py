@@ -1,0 +1,88 @@
+"""Failure isolation, the registry cache, and upstream images, on the real engine and registry."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+
+from builder.cache.registry import RegistryCache
+from builder.cli.main import main
+from builder.matrix import Matrix, parse_matrix
+from builder.oci.engine import Engine
+from builder.session import RunResult
+from tests.conftest import ROOT
+from tests.integration.conftest import run_oci
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def matrix_with(tmp_path: Path, datastore: str, line: str) -> Path:
+    """The default matrix plus one version line under ``datastore`` (same shared nodes, so they are reused)."""
+    text = (ROOT / "matrix.yaml").read_text()
+    anchor = f"  {datastore}:\n"
+    head, _, tail = text.partition(anchor)
+    marker = "    versions:\n"
+    before, _, after = tail.partition(marker)
+    path = tmp_path / "matrix.yaml"
+    path.write_text(head + anchor + before + marker + f"      {line}\n" + after)
+    parse_matrix(path.read_text(), str(path))
+    return path
+
+
+def test_one_failing_cell_blocks_nothing_else(gate: RunResult, gate_dir: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    bad = matrix_with(tmp_path, "redis", '"0.0": {base: "debian:bookworm", packages: [redis-server-nonexistent]}')
+    code = main(["-m", str(bad), "build", "--target", "oci", "--build-dir", str(gate_dir), "redis-0.0", "redis-7.0"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "FAILED datastore:redis-0.0: see " in err
+    report = json.loads((gate_dir / "reports" / "latest-build.json").read_text())
+    status = {r["node"]: r["status"] for r in report["nodes"]}
+    assert status["datastore:redis-0.0"] == "failed"
+    assert status["aio:redis-0.0"] == "blocked" and status["pod:redis-0.0"] == "blocked"
+    assert status["datastore:redis-7.0"] == "cached" and status["pod:redis-7.0"] == "cached"
+    log = Path(next(r["log"] for r in report["nodes"] if r["node"] == "datastore:redis-0.0"))
+    assert "redis-server-nonexistent" in log.read_text()
+
+
+def test_registry_cache_pulls_instead_of_building(registry: str, matrix: Matrix, tmp_path: Path,
+                                                  engine: Engine) -> None:
+    prefix = f"gftest-{secrets.token_hex(4)}"
+    first_dir, second_dir = tmp_path / "runner-a", tmp_path / "runner-b"
+    first = run_oci(matrix, ["redis-7.0"], first_dir, engine=engine,
+                    cache=RegistryCache(f"{registry}/{prefix}", engine, first_dir))
+    assert first.ok and {o.status for o in first.outcomes.values()} <= {"built", "verified", "cached"}
+    second = run_oci(matrix, ["redis-7.0"], second_dir, engine=engine,
+                     cache=RegistryCache(f"{registry}/{prefix}", engine, second_dir))
+    assert second.ok
+    assert {o.status for o in second.outcomes.values()} == {"pulled"}, {n: o.status for n, o in second.outcomes.items()}
+    tree = second.outcomes["agent-tree"].artifact
+    assert Path(tree["path"]).is_file() and Path(tree["path"]).is_relative_to(second_dir)
+    assert tree["diff_id"] == first.outcomes["agent-tree"].artifact["diff_id"]
+    assert Path(second.outcomes["pod:redis-7.0"].artifact["path"]).read_text() == \
+        Path(first.outcomes["pod:redis-7.0"].artifact["path"]).read_text()
+
+
+def test_upstream_image_pinned_by_digest(gate: RunResult, registry: str, tmp_path: Path, engine: Engine) -> None:
+    """Push an image we built to the local registry, declare it upstream-style, verify the cell."""
+    source = gate.outcomes["datastore:postgresql-15"].artifact["ref"]
+    repo = f"{registry}/gftest-upstream/postgres"
+    engine.tag(engine.image(source).id, f"{repo}:15")  # type: ignore[union-attr]
+    for line in engine.api.push(repo, tag="15", stream=True, decode=True):
+        assert "error" not in line, line
+    digest = next(d for d in engine.image(f"{repo}:15").attrs["RepoDigests"]  # type: ignore[union-attr]
+                  if d.startswith(repo)).split("@", 1)[1]
+    # A datastore of its own whose version 15 is the pinned image (the cell's version is checked for real).
+    text = (ROOT / "matrix.yaml").read_text()
+    block = text[text.index("  postgresql:\n"):text.index("  mariadb:\n")]
+    settings = block[:block.index("    versions:\n")].replace("  postgresql:\n", "  pgupstream:\n")
+    path = tmp_path / "matrix.yaml"
+    path.write_text(text + settings + f'    versions:\n      "15": {{image: "{repo}@{digest}"}}\n')
+    result = run_oci(parse_matrix(path.read_text(), str(path))[0], ["pgupstream-15"], gate.report.parent.parent,
+                     engine=engine)
+    assert result.ok, [(r.node, r.error) for r in result.table if r.error]
+    assert result.outcomes["datastore:pgupstream-15"].artifact["upstream"] == f"{repo}@{digest}"
+    assert result.outcomes["verify-datastore:pgupstream-15"].status == "verified"

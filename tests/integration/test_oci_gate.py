@@ -1,0 +1,72 @@
+"""The OCI gate on the real engine: build + verify one cell per datastore, then the promises around it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from builder.oci.engine import Engine
+from builder.oci.k8s import check_pod
+from builder.session import RunResult
+from tests.integration.conftest import GATE_CELLS, run_oci
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_every_gate_node_succeeds(gate: RunResult) -> None:
+    failed = {r.node: (r.error, r.log) for r in gate.table if r.status in ("failed", "blocked")}
+    assert not failed, failed
+    for cell in GATE_CELLS:
+        for kind in ("datastore", "aio", "pod", "verify-datastore", "verify-aio"):
+            assert gate.outcomes[f"{kind}:{cell}"].status in ("built", "verified"), (kind, cell)
+    assert gate.outcomes["verify-agent"].status == "verified"
+
+
+def test_report_names_digests_sizes_durations(gate: RunResult) -> None:
+    report = json.loads(gate.report.read_text())
+    assert report["ok"] is True and report["command"] == "verify"
+    rows = {r["node"]: r for r in report["nodes"]}
+    for cell in GATE_CELLS:
+        row = rows[f"datastore:{cell}"]
+        assert row["digest"].startswith("sha256:") and row["size"] > 10_000_000 and row["seconds"] > 0
+        assert Path(row["log"]).is_file()
+        verify = rows[f"verify-datastore:{cell}"]
+        assert Path(verify["log"]).read_text().count(" PASSED") >= 10
+
+
+def test_agent_layer_is_one_blob_on_every_base(gate: RunResult, engine: Engine) -> None:
+    tree = gate.outcomes["agent-tree"].artifact
+    tops = set()
+    for cell in GATE_CELLS:
+        datastore = engine.image(gate.outcomes[f"datastore:{cell}"].artifact["ref"])
+        aio = engine.image(gate.outcomes[f"aio:{cell}"].artifact["ref"])
+        assert datastore is not None and aio is not None
+        ds_layers, aio_layers = datastore.attrs["RootFS"]["Layers"], aio.attrs["RootFS"]["Layers"]
+        assert aio_layers[:-1] == ds_layers  # the datastore layers are reused, not rebuilt
+        tops.add(aio_layers[-1])
+    agent = engine.image(gate.outcomes["agent-image"].artifact["ref"])
+    assert agent is not None
+    tops.add(agent.attrs["RootFS"]["Layers"][-1])
+    assert tops == {tree["diff_id"]}
+
+
+def test_pod_specs_are_valid(gate: RunResult) -> None:
+    for cell in GATE_CELLS:
+        doc = yaml.safe_load(Path(gate.outcomes[f"pod:{cell}"].artifact["path"]).read_text())
+        assert check_pod(doc) == []
+        containers = {c["name"]: c for c in doc["spec"]["containers"]}
+        expected = {"database", "exporter"} | ({"guest-agent"} if "redis" not in cell and "valkey" not in cell else set())
+        assert set(containers) == expected
+        for c in containers.values():
+            assert c["securityContext"]["runAsNonRoot"] is True and c["securityContext"]["runAsUser"] > 0
+            for env in c.get("env", []):
+                assert "valueFrom" in env or "PASS" not in env["name"] and "PASSWORD" not in env["name"]
+
+
+def test_second_run_redoes_nothing(gate: RunResult, gate_dir: Path, matrix: object, engine: Engine) -> None:
+    again = run_oci(matrix, GATE_CELLS, gate_dir, engine=engine)  # type: ignore[arg-type]
+    assert {o.status for o in again.outcomes.values()} == {"cached"}
+    assert again.seconds < 15
