@@ -119,11 +119,13 @@ class PodAction(FileAction):
         return {"path": str(path), "size": path.stat().st_size, "sha256": _sha256(path)}
 
 
-def oci_actions(engine: Engine, build_dir: Path) -> dict[str, Action]:
+def all_actions(engine: Engine, build_dir: Path) -> dict[str, Action]:
     artifacts = build_dir / "artifacts"
     from builder.verify.steps import verification_actions
+    from builder.vm.steps import vm_actions
 
     return {
+        **vm_actions(engine, build_dir),
         "base": BaseAction(engine),
         "debug": TemplateAction(engine, "debug.Containerfile.j2"),
         "datastore": TemplateAction(engine, "datastore.Containerfile.j2", ("container_specs/flavors/{flavor}",)),

@@ -26,12 +26,20 @@ VERIFY_CODE = ("builder/verify/pod.py", "builder/verify/runner.py", "builder/ver
                "tests/infra/conftest.py")
 
 
+VM_CODE = ("builder/vm/dib.py", "builder/vm/images.py", "builder/vm/assemble.py", "builder/vm/manifest.py",
+           "builder/vm/steps.py", "builder/oci/rootfs.py")
+VM_TOOLS = ("diskimage-builder", "qemu-img", "libguestfs")
+VM_TARGETS = ("vm", "baremetal")
+
+
 @dataclass(frozen=True)
 class HostInputs:
-    """What the build host contributes to outputs: its apt mirrors and pip index."""
+    """What the build host contributes to outputs: its apt mirrors, pip index and disk assembly path
+    (DIB's block-device path where device-mapper works, else libguestfs: the disk layouts differ)."""
 
     mirrors: Mirrors | None
     pip_index: str | None
+    assembly: str = "guestfs"
 
 
 def _labels(title: str, version: str, extra: dict[str, str]) -> dict[str, str]:
@@ -70,6 +78,10 @@ class Declarer:
     def __init__(self, matrix: Matrix, tree: Tree, host: HostInputs):
         self.matrix, self.tree, self.host = matrix, tree, host
         self.nodes: dict[str, Node] = {}
+
+    def element_files(self, name: str) -> list[str]:
+        """An element's files, minus its README: DIB never reads it, so it shapes no image."""
+        return [f for f in self.tree.files(f"elements/{name}") if not f.rsplit("/", 1)[-1].startswith("README")]
 
     def add(self, node: Node) -> str:
         self.nodes.setdefault(node.id, node)
@@ -182,13 +194,14 @@ class Declarer:
 
     def _verify(self, node_id: str, title: str, cell: Cell | None, parents: tuple[str, ...],
                 values: dict[str, Any], suites: tuple[str, ...], support: tuple[str, ...] = (),
-                code: tuple[str, ...] = ()) -> str:
+                code: tuple[str, ...] = (), kind: str | None = None) -> str:
         """A verification node: ``suites`` are the testinfra files it runs, ``support`` what they import.
         Both are hashed, so a comment in another datastore's suite changes nothing here."""
         run = self._infra(suites)
         return self.add(Node(
-            id=node_id, kind=node_id.split(":", 1)[0], title=title, cell=cell.name if cell else None,
-            targets=frozenset(["oci"]), parents=parents, values={**values, "suites": run},
+            id=node_id, kind=kind or node_id.split(":", 1)[0], title=title, cell=cell.name if cell else None,
+            targets=frozenset([values.get("target", "vm" if kind == "verify-boot" else "oci")]), parents=parents,
+            values={**values, "suites": run},
             files=(*VERIFY_CODE, *code, *run, *self._infra(support)),
         ))
 
@@ -217,6 +230,52 @@ class Declarer:
             ("__init__.py", "test_agent.py", "test_image_hygiene.py"), ("builder/agent/config.py",),
         )
 
+    # -- VM and bare-metal nodes ----------------------------------------------------------------
+    def guest_base(self, cell: Cell) -> str:
+        name = self.matrix.guest.base or cell.base_name or self.matrix.agent.base
+        resolved = resolve(name, self.matrix.bases[name], self.host.mirrors)
+        return self.add(Node(
+            id=f"guest-base:{name}", kind="guest-base", title=f"guest base {name} (OS + runtime + agent)",
+            targets=frozenset(VM_TARGETS), parents=(self.agent_tree(),),
+            values={"base": {"name": name, "suite": resolved.suite, "archive": resolved.archive,
+                             "security": resolved.security, "components": list(resolved.components)},
+                    "agent": agent_values(self.matrix.agent), "assembly": self.host.assembly},
+            files=(*self.element_files("guestforge-guest"), *self.element_files("guestforge-agent"),
+                   *VM_CODE),
+            tools=VM_TOOLS,
+        ))
+
+    def guest_images(self, cell: Cell) -> str:
+        targets = [t for t in VM_TARGETS if t in cell.targets]
+        return self.add(Node(
+            id=f"guest:{cell.name}", kind="guest-image", title=f"{cell.name} {' + '.join(targets)} images",
+            cell=cell.name, targets=frozenset(targets),
+            parents=(self.guest_base(cell), self.datastore(cell), self.exporter(cell.exporter_name)),
+            values={"cell": cell_values(cell), "exporter": {"name": cell.exporter_name, **cell.exporter.model_dump()},
+                    "image": cell.image, "targets": targets, "assembly": self.host.assembly},
+            files=(*self.element_files("guestforge-base-tree"),
+                   *self.element_files("guestforge-datastore"), "builder/vm/preload.py", *VM_CODE),
+            tools=VM_TOOLS,
+        ))
+
+    def verify_guest_image(self, cell: Cell, target: str) -> str:
+        return self._verify(
+            f"verify-{target}:{cell.name}", f"{cell.name} verify {target} image", cell, (self.guest_images(cell),),
+            {"cell": cell_values(cell), "agent": agent_values(self.matrix.agent), "target": target},
+            ("vm/test_guest_image.py",), ("vm/__init__.py", "vm/conftest.py"), ("builder/vm/verify.py",),
+        )
+
+    def boot(self, cell: Cell) -> str:
+        return self._verify(
+            f"boot-vm:{cell.name}", f"{cell.name} boot vm (BIOS, UEFI) and verify", cell,
+            (self.guest_images(cell),),
+            {"cell": cell_values(cell), "exporter": {"name": cell.exporter_name, **cell.exporter.model_dump()},
+             "agent": agent_values(self.matrix.agent), "image": cell.image, "firmware": ["bios", "uefi"]},
+            ("vm/test_guest_boot.py",), ("vm/__init__.py", "vm/conftest.py"),
+            ("builder/vm/boot.py", "builder/vm/seed.py", "builder/vm/runtime.py", "builder/agent/config.py"),
+            kind="verify-boot",
+        )
+
     # -- selection ------------------------------------------------------------------------------
     def oci(self, cell: Cell, verify: bool) -> list[str]:
         wanted = [self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image(),
@@ -237,4 +296,10 @@ def declare(matrix: Matrix, cells: Iterable[Cell], targets: Iterable[Target], tr
                 continue
             if target == "oci":
                 wanted += decl.oci(cell, verify)
+            else:
+                wanted.append(decl.guest_images(cell))
+                if verify:
+                    wanted.append(decl.verify_guest_image(cell, target))
+                    if target == "vm":
+                        wanted.append(decl.boot(cell))
     return list(decl.nodes.values()), list(dict.fromkeys(wanted))

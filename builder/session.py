@@ -41,7 +41,9 @@ def host_inputs() -> HostInputs:
         mirrors = host_mirrors()
     except MirrorError:
         mirrors = None  # only an error if a base without its own mirror is declared
-    return HostInputs(mirrors, host_index_url())
+    from builder.vm.hostcaps import probe_device_mapper
+
+    return HostInputs(mirrors, host_index_url(), "dib" if probe_device_mapper() else "guestfs")
 
 
 def declare_graph(matrix: Matrix, cells: Sequence[Cell], targets: Sequence[Target], verify: bool,

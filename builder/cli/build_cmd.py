@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from builder.actions import oci_actions
+from builder.actions import all_actions
 from builder.cli.context import CliContext
 from builder.cli.options import graph_options
 from builder.errors import GuestforgeError, RunFailed
@@ -30,7 +30,7 @@ def execute(obj: CliContext, command: str, selectors: tuple[str, ...], target: s
         from builder.cache.registry import RegistryCache
 
         cache = RegistryCache(cache_registry, engine, build_dir)
-    return run_graph(command, graph, wanted, options, lambda o: oci_actions(engine, o.build_dir),
+    return run_graph(command, graph, wanted, options, lambda o: all_actions(engine, o.build_dir),
                      console=Console(stderr=True), cache=cache)
 
 

@@ -174,6 +174,8 @@ class Executor:
             reasons = stale_reasons(self.graph, self.index, node.id) if not self.force else ["--force"]
             self.reporter.started(node, reasons)
             log.parent.mkdir(parents=True, exist_ok=True)
+            if log.exists():  # keep the previous attempt (often the failure being fixed)
+                log.replace(log.with_name(log.stem + ".previous.log"))
             log.write_text(f"# {node.title}\n# key {key}\n# why: {'; '.join(reasons)}\n")
             artifact = self.cache.fetch(node, key, log) if self.cache else None
             status: Status = "pulled"

@@ -53,6 +53,7 @@ def check_matrix(matrix: Matrix, loc: Located) -> list[Problem]:
             problems.append(loc.problem(path, _undefined("exporter", name, list(exporters))))
 
     need_base(("agent", "base"), matrix.agent.base)
+    need_base(("guest", "base"), matrix.guest.base)
     problems += _duplicates(loc, ("defaults", "targets"), matrix.defaults.targets)
     for name, base in matrix.bases.items():
         problems += _duplicates(loc, ("bases", name, "components"), base.components)

@@ -109,12 +109,19 @@ class Datastore(Strict):
     versions: Annotated[dict[VersionKey, Version], Field(min_length=1)]
 
 
+class Guest(Strict):
+    """VM and bare-metal guests: the OS under the agent and the preloaded datastore container."""
+
+    base: BaseName | None = Field(None, description="default: each cell's own base (upstream cells: the agent's)")
+
+
 class Defaults(Strict):
     targets: list[Target] = list(ALL_TARGETS)
 
 
 class Matrix(Strict):
     defaults: Defaults = Defaults()
+    guest: Guest = Guest()
     bases: Annotated[dict[BaseName, Base], Field(min_length=1)]
     agent: Agent
     exporters: dict[Name, Exporter]

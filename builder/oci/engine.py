@@ -6,6 +6,8 @@ Build output streams to the step's log file; a failed step raises BuildError wit
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -51,13 +53,27 @@ class Engine:
     # -- producing images -----------------------------------------------------------------------
     def build(self, files: Mapping[str, bytes | Path], tag: str, log: Path,
               labels: Mapping[str, str] | None = None, buildargs: Mapping[str, str] | None = None,
-              network_mode: str | None = None) -> str:
-        """Build the context ``files`` (must hold ``Containerfile``); return the image ID."""
-        ctx = context_tar(files)
-        stream = self.api.build(fileobj=ctx, custom_context=True, dockerfile="Containerfile", tag=tag, rm=True,
-                                forcerm=True, pull=False, decode=True, labels=dict(labels or {}),
-                                buildargs=dict(buildargs or {}), network_mode=network_mode)
-        image_id = _follow(stream, log, f"build of {tag}")
+              network_mode: str | None = None, attempts: int = 3) -> str:
+        """Build the context ``files`` (must hold ``Containerfile``); return the image ID.
+
+        A build that fails on a transient network error (a mirror resetting the connection, a
+        timeout, a hash mismatch while the mirror syncs) is tried again, up to ``attempts`` times;
+        any other failure is final at once. Steps that succeeded come from the engine's cache.
+        """
+        for attempt in range(1, attempts + 1):
+            ctx = context_tar(files)
+            stream = self.api.build(fileobj=ctx, custom_context=True, dockerfile="Containerfile", tag=tag, rm=True,
+                                    forcerm=True, pull=False, decode=True, labels=dict(labels or {}),
+                                    buildargs=dict(buildargs or {}), network_mode=network_mode)
+            try:
+                image_id = _follow(stream, log, f"build of {tag}")
+                break
+            except StepFailed as exc:
+                if attempt == attempts or not _transient(exc.output):
+                    raise
+                with log.open("a") as out:
+                    out.write(f"\n# transient network failure; trying again ({attempt + 1}/{attempts})\n")
+                time.sleep(5 * attempt)
         if image_id is None:
             image = self.image(tag)
             if image is None:
@@ -96,23 +112,47 @@ class Engine:
         return str(self.api.version().get("Version", "unknown"))
 
 
+# Output of apt or pip that means "the network failed", not "the build is wrong".
+_TRANSIENT = re.compile(
+    r"Temporary failure resolving|Could not connect to|Connection (timed out|reset|refused|failed)|"
+    r"Failed to fetch|Hash Sum mismatch|Unable to connect to|Network is unreachable|Read timed out|"
+    r"ConnectionResetError|RemoteDisconnected|50[234] (Bad Gateway|Service Unavailable|Gateway Time-?out)|"
+    r"Undetermined Error|Mirror sync in progress"
+)
+
+
+def _transient(output: str) -> bool:
+    return bool(_TRANSIENT.search(output)) and "Unable to locate package" not in output
+
+
+class StepFailed(BuildError):
+    """A build failed; ``output`` is what it printed (to tell transient failures from real ones)."""
+
+    def __init__(self, message: str, log: str, output: str):
+        super().__init__(message, log)
+        self.output = output
+
+
 def _follow(stream: Iterator[dict[str, Any]], log: Path, what: str) -> str | None:
     """Write build output to ``log``; raise on an error entry; return the built image ID."""
     image_id = None
+    seen: list[str] = []
     with log.open("a") as out:
         out.write(f"\n# {what}\n")
         try:
             for entry in stream:
                 if "stream" in entry:
                     out.write(entry["stream"])
+                    seen.append(entry["stream"])
                 elif "status" in entry:
                     out.write(f"{entry['status']} {entry.get('progress', '')}\n")
                 if "aux" in entry and "ID" in entry["aux"]:
                     image_id = entry["aux"]["ID"]
                 if "error" in entry:
                     out.write(f"ERROR: {entry['error']}\n")
-                    raise BuildError(f"{what} failed: {entry['error'].strip()[:300]}", str(log))
+                    raise StepFailed(f"{what} failed: {entry['error'].strip()[:300]}", str(log),
+                                     "".join(seen[-200:]) + entry["error"])
         except docker.errors.APIError as exc:
             out.write(f"ERROR: {exc}\n")
-            raise BuildError(f"{what} failed: {exc.explanation}", str(log)) from None
+            raise StepFailed(f"{what} failed: {exc.explanation}", str(log), str(exc)) from None
     return image_id

@@ -47,8 +47,17 @@ class ImageAction:
         self.engine = engine
 
     def exists(self, artifact: Mapping[str, Any]) -> bool:
-        image = self.engine.image(str(artifact.get("ref", "")))
-        return image is not None and image.id == artifact.get("id")
+        """The image recorded for this key is still in the engine (by ID). Another build dir may have
+        moved the tag (same key, a base rebuilt byte-differently): the tags are pointed back at it."""
+        image_id = str(artifact.get("id", ""))
+        image = self.engine.image(image_id) if image_id else None
+        if image is None:
+            return False
+        for ref in (artifact.get("ref"), artifact.get("tag")):
+            current = self.engine.image(str(ref)) if ref else None
+            if ref and (current is None or current.id != image_id):
+                self.engine.tag(image_id, str(ref))
+        return True
 
     def _artifact(self, step: Step, ref: str, moving: str, image_id: str, **extra: Any) -> dict[str, Any]:
         self.engine.tag(image_id, moving)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from builder.actions import oci_actions
-from builder.matrix import Matrix, load_matrix
+from builder.actions import all_actions
+from builder.matrix import Matrix, Target, load_matrix
 from builder.oci.engine import Engine
 from builder.session import Options, RunResult, declare_graph, pick, run_graph
 from tests.conftest import ROOT
@@ -46,12 +46,14 @@ def matrix() -> Matrix:
 
 
 def run_oci(matrix: Matrix, selectors: list[str], build_dir: Path, command: str = "verify", engine: Engine | None = None,
-            jobs: int = 2, cache: object = None, force: bool = False) -> RunResult:
-    cells, targets = pick(matrix, selectors, "oci")
-    graph, wanted = declare_graph(matrix, cells, targets, verify=command == "verify")
+            jobs: int = 2, cache: object = None, force: bool = False,
+            targets: tuple[Target, ...] = ("oci",)) -> RunResult:
+    """Run the graph as ``guestforge COMMAND --target ...`` would, for ``targets`` of the selected cells."""
+    cells = [c for c in pick(matrix, selectors, None)[0] if set(c.targets) & set(targets)]
+    graph, wanted = declare_graph(matrix, cells, list(targets), verify=command == "verify")
     eng = engine or Engine()
     return run_graph(command, graph, wanted, Options(build_dir, jobs=jobs, force=force),
-                     lambda o: oci_actions(eng, o.build_dir), console=Console(stderr=True, force_terminal=False),
+                     lambda o: all_actions(eng, o.build_dir), console=Console(stderr=True, force_terminal=False),
                      cache=cache)  # type: ignore[arg-type]
 
 

@@ -199,3 +199,12 @@ run(Path({str(tmp_path)!r}), graph(), Hang(), ["ds:pg"], jobs=1)
     action = FakeAction()
     run(tmp_path, g, action, ["ds:pg"])
     assert action.ran == ["ds:pg"]
+
+
+def test_previous_attempt_log_is_kept(tmp_path: Path) -> None:
+    failing = FakeAction(fail={"ds:pg"})
+    out, _ = run(tmp_path, graph(), failing, ["ds:pg"])
+    log = Path(out["ds:pg"].log or "")
+    run(tmp_path, graph(), FakeAction(), ["ds:pg"])
+    assert "FAILED: boom" in log.with_name(log.stem + ".previous.log").read_text()
+    assert "FAILED" not in log.read_text()

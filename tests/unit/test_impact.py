@@ -103,3 +103,27 @@ def test_agent_change_rebuilds_no_datastore_node(clean: Path) -> None:
     changed = {n for a in impact.affected for n in a.nodes}
     assert not any(n.startswith(("datastore:", "exporter:", "base:")) for n in changed)
     assert "agent-tree" in changed
+
+
+def test_shared_builder_code_affects_everything(clean: Path) -> None:
+    with (clean / "builder/oci/engine.py").open("a") as f:
+        f.write("# comment\n")
+    impact = impact_of(clean)
+    assert impact.everything
+    assert "shapes every artifact" in impact.file_effects["builder/oci/engine.py"]
+    assert {a.target for a in impact.affected} == {"oci", "vm", "baremetal"}
+
+
+def test_element_change_affects_vm_targets_only(clean: Path) -> None:
+    script = next((clean / "elements/guestforge-datastore/install.d").iterdir())
+    with script.open("a") as f:
+        f.write("# comment\n")
+    impact = impact_of(clean)
+    assert {a.target for a in impact.affected} == {"vm", "baremetal"} and len(impact.affected) == 20
+    assert not any(n.startswith("guest-base:") for a in impact.affected for n in a.nodes)
+
+
+def test_element_readme_affects_nothing(clean: Path) -> None:
+    with (clean / "elements/guestforge-datastore/README.rst").open("a") as f:
+        f.write("\nmore\n")
+    assert impact_of(clean).affected == []

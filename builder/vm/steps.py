@@ -1,0 +1,203 @@
+"""Actions that produce VM and bare-metal nodes: guest bases, per-cell images, image checks, boot tests.
+
+They call the library in this package with exactly the node's declared values and its parents'
+artifacts; files land under ``build/artifacts`` (guest bases in ``guest-base/``, a cell's images in
+``CELL/``), written completely or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from builder.errors import BuildError
+from builder.graph.execute import Action, Step
+from builder.matrix.models import Agent, Exporter
+from builder.oci.engine import Engine
+from builder.oci.rootfs import ResolvedBase
+from builder.oci.steps import short
+from builder.plan import Cell
+from builder.vm import hostcaps
+from builder.vm.boot import boot_and_verify
+from builder.vm.images import GuestBase, build_cell_images, build_guest_base
+from builder.vm.verify import image_spec, verify_image
+
+
+def cell_from(values: Mapping[str, Any]) -> Cell:
+    """The Cell a VM action works on, rebuilt from the node's declared values only."""
+    c, e = values["cell"], dict(values["exporter"])
+    exporter_name = e.pop("name")
+    return Cell(name=c["name"], datastore=c["datastore"], version=c["version"], flavor=c["flavor"], user=c["user"],
+                uid=c["uid"], port=c["port"], data_dir=c["data_dir"], start=tuple(c["start"]),
+                health=tuple(c["health"]), client=c["client"], exporter_name=exporter_name,
+                exporter=Exporter(**e), targets=tuple(values.get("targets", ("vm", "baremetal"))),
+                packages=tuple(c["packages"]), image=values.get("image"))
+
+
+def _files_exist(artifact: Mapping[str, Any]) -> bool:
+    files = artifact.get("files") or {}
+    return bool(files) and all(Path(str(p)).is_file() for p in files.values())
+
+
+def _size(paths: Mapping[str, Any]) -> int:
+    return sum(Path(str(p)).stat().st_blocks * 512 for p in paths.values())
+
+
+class GuestBaseAction:
+    """DIB: guest OS + container runtime + the agent tree, once per (suite, agent build)."""
+
+    serial = True  # DIB runs and qemu boots take both cores; one at a time
+
+    def __init__(self, artifacts: Path):
+        self.artifacts = artifacts
+
+    def exists(self, artifact: Mapping[str, Any]) -> bool:
+        return _files_exist(artifact)
+
+    def run(self, step: Step) -> dict[str, Any]:
+        v, tree = step.node.values, step.parent("agent-tree")
+        b = v["base"]
+        base = ResolvedBase(b["name"], b["suite"], b["archive"], b["security"], tuple(b["components"]))
+        built = build_guest_base(base, Agent(**v["agent"]), Path(tree["path"]), step.workdir, step.log,
+                                 key=step.key, assembly=v["assembly"], agent_version=tree.get("version"))
+        out = self.artifacts / "guest-base" / f"{b['suite']}-{short(step.key)}"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        files = {}
+        for role, path in (("tree", built.tree), ("head", built.head), ("boot_grub", built.boot_grub)):
+            if path is not None:
+                files[role] = str(path.replace(out / path.name))
+        return {"key": built.key, "suite": built.suite, "assembly": built.assembly, "fs_uuid": built.fs_uuid,
+                "packages": [list(p) for p in built.packages], "agent": dict(built.agent), "files": files,
+                "size": _size(files), "build_seconds": built.seconds}
+
+
+def guest_base_from(artifact: Mapping[str, Any]) -> GuestBase:
+    files = artifact["files"]
+    return GuestBase(key=artifact["key"], suite=artifact["suite"], assembly=artifact["assembly"],
+                     tree=Path(files["tree"]), fs_uuid=artifact["fs_uuid"],
+                     packages=tuple((n, ver) for n, ver in artifact["packages"]), agent=artifact["agent"],
+                     head=Path(files["head"]) if "head" in files else None,
+                     boot_grub=Path(files["boot_grub"]) if "boot_grub" in files else None)
+
+
+class GuestImageAction:
+    """A cell's vm and/or baremetal images: the guest base + the preloaded datastore and exporter."""
+
+    serial = True
+
+    def __init__(self, engine: Engine, artifacts: Path):
+        self.engine, self.artifacts = engine, artifacts
+
+    def exists(self, artifact: Mapping[str, Any]) -> bool:
+        return _files_exist(artifact)
+
+    def _save(self, ref: str, path: Path) -> Path:
+        with path.open("wb") as out:
+            self.engine.save(ref, out)
+        return path
+
+    def run(self, step: Step) -> dict[str, Any]:
+        v = step.node.values
+        cell = cell_from(v)
+        datastore, exporter = step.parent("datastore"), step.parent("exporter")
+        outdir = self.artifacts / cell.name
+        try:
+            ds_archive = self._save(datastore["ref"], step.workdir / "datastore.tar")
+            ex_archive = self._save(exporter["ref"], step.workdir / "exporter.tar")
+            built = build_cell_images(guest_base_from(step.parent("guest-base")), cell, ds_archive, ex_archive,
+                                      v["targets"], outdir, step.log, inputs={"key": step.key})
+        finally:
+            for tmp in step.workdir.glob("*.tar"):
+                tmp.unlink()
+        files: dict[str, str] = {}
+        for target, image in built.items():
+            files[target] = str(image.image)
+            files[f"{target}-manifest"] = str(image.manifest)
+            files.update({role: str(p) for role, p in image.files.items()})
+        return {"files": files, "size": _size(files), "preloaded": {"datastore": datastore["id"],
+                                                                     "exporter": exporter["id"]},
+                "refs": {"datastore": datastore["ref"], "exporter": exporter["ref"]},
+                "build_seconds": max((i.seconds for i in built.values()), default=0.0)}
+
+
+class GuestVerifyAction:
+    """The image suite against the root filesystem of the vm (qcow2) or baremetal (raw) image."""
+
+    serial = False
+
+    def exists(self, artifact: Mapping[str, Any]) -> bool:
+        return bool(artifact.get("passed"))
+
+    def run(self, step: Step) -> dict[str, Any]:
+        v, images = step.node.values, step.parent("guest")
+        target = v["target"]
+        image = Path(images["files"][target])
+        refs, ids = images["refs"], images["preloaded"]
+        spec = image_spec(cell=v["cell"]["name"], flavor=v["cell"]["flavor"], agent=Agent(**v["agent"]),
+                          image_ids={refs[role]: ids[role] for role in ("datastore", "exporter")})
+        # vm: the qcow2; baremetal: the whole-disk raw and the partition image Ironic deploys with its kernel
+        checked = [(image, "qcow2" if target == "vm" else "raw")]
+        if target == "baremetal":
+            checked.append((Path(images["files"]["partition"]), "raw"))
+        junits = []
+        for path, fmt in checked:
+            report = verify_image(path, fmt, spec, step.workdir / path.name, step.log)
+            if not report.passed:
+                raise BuildError(f"{target} image checks failed for {path.name} (junit: {report.junit})",
+                                 str(step.log))
+            junits.append(str(report.junit))
+        return {"passed": True, "images": [str(p) for p, _ in checked], "junit": junits}
+
+
+class BootAction:
+    """Boot the vm image under BIOS (full suite over SSH) and UEFI (to database ready); KVM when usable."""
+
+    serial = True
+
+    def __init__(self, build_dir: Path):
+        self.build_dir = build_dir
+        self._accel: str | None = None
+        self._lock = threading.Lock()
+
+    def exists(self, artifact: Mapping[str, Any]) -> bool:
+        return bool(artifact.get("passed"))
+
+    def accel(self, log: Path) -> str:
+        """Probe KVM once per boot of the host (cached in the build dir): it takes seconds."""
+        with self._lock:
+            if self._accel is None:
+                boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+                cache = self.build_dir / "hostcaps.json"
+                known = json.loads(cache.read_text()) if cache.exists() else {}
+                if known.get("boot_id") != boot_id:
+                    known = {"boot_id": boot_id, "kvm": hostcaps.probe_kvm(log)}
+                    cache.write_text(json.dumps(known) + "\n")
+                self._accel = "kvm" if known["kvm"] else "tcg"
+            return self._accel
+
+    def run(self, step: Step) -> dict[str, Any]:
+        v, images = step.node.values, step.parent("guest")
+        cell, agent = cell_from(v), Agent(**v["agent"])
+        accel = self.accel(step.log)
+        reports = {}
+        for firmware in v["firmware"]:
+            report = boot_and_verify(Path(images["files"]["vm"]), "qcow2", cell, agent, images["preloaded"],
+                                     step.workdir / firmware, step.log, accel=accel,  # type: ignore[arg-type]
+                                     firmware=firmware, run_suite=firmware == "bios")
+            reports[firmware] = report.as_dict()
+            if not report.passed:
+                raise BuildError(f"{firmware} boot checks failed (console: {report.console_log})", str(step.log))
+        return {"passed": True, "accel": accel, "boots": reports,
+                "seconds_to_db_ready": {f: r["seconds_to_db_ready"] for f, r in reports.items()}}
+
+
+def vm_actions(engine: Engine, build_dir: Path) -> dict[str, Action]:
+    artifacts = build_dir / "artifacts"
+    verify = GuestVerifyAction()
+    return {"guest-base": GuestBaseAction(artifacts), "guest-image": GuestImageAction(engine, artifacts),
+            "verify-vm": verify, "verify-baremetal": verify, "verify-boot": BootAction(build_dir)}

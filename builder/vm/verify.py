@@ -1,0 +1,102 @@
+"""Verify an image without booting it: mount its root filesystem read-only and run the testinfra suite in it.
+
+The root filesystem is found in a partition image (the file is the filesystem) or in a whole-disk image
+(the Linux partition of its GPT); qcow2 images are first converted to a sparse raw copy. The mount is a plain
+read-only loop mount with an offset (no partition scanning needed), always undone.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builder.errors import BuildError, ToolError
+from builder.matrix.models import Agent
+from builder.paths import INFRA_TESTS
+from builder.run import run
+from builder.vm.assemble import LINUX_GUID, SECTOR
+
+IMAGE_SUITE = INFRA_TESTS / "vm" / "test_guest_image.py"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    image: Path
+    passed: bool
+    junit: Path
+
+    def as_dict(self) -> dict[str, object]:
+        return {"image": str(self.image), "passed": self.passed, "junit": str(self.junit)}
+
+
+def root_offset(raw: Path, log: Path) -> tuple[int, int] | None:
+    """(offset, size) in bytes of the root (Linux) partition of a GPT disk; None when ``raw`` has no table."""
+    proc = run(["sfdisk", "--json", str(raw)], log=log, capture=True, check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return None
+    table = json.loads(proc.stdout)["partitiontable"]
+    sector = int(table.get("sectorsize", SECTOR))
+    for part in table.get("partitions", []):
+        if part["type"].upper() == LINUX_GUID:
+            return int(part["start"]) * sector, int(part["size"]) * sector
+    raise BuildError(f"{raw}: no Linux root partition in its partition table")
+
+
+@contextmanager
+def mounted_root(image: Path, image_format: str, workdir: Path, log: Path) -> Iterator[Path]:
+    """Mount the root filesystem of ``image`` read-only; yield the mount point."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    raw = image
+    if image_format == "qcow2":
+        raw = workdir / "image.raw"
+        run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(image), str(raw)], log=log)
+    elif image_format != "raw":
+        raise BuildError(f"{image}: cannot verify a {image_format!r} image (qcow2 or raw)")
+    mnt = workdir / "root"
+    mnt.mkdir(exist_ok=True)
+    opts = "ro,loop,noload"
+    where = root_offset(raw, log)
+    if where is not None:
+        opts += f",offset={where[0]},sizelimit={where[1]}"
+    run(["mount", "-t", "ext4", "-o", opts, str(raw), str(mnt)], log=log)
+    try:
+        yield mnt
+    finally:
+        try:
+            run(["umount", str(mnt)], log=log)
+        except ToolError:
+            run(["umount", "--lazy", str(mnt)], log=log, check=False)
+        if raw != image:
+            raw.unlink(missing_ok=True)
+        try:
+            mnt.rmdir()  # only ever an empty directory: never a recursive delete near a mount point
+        except OSError:
+            pass
+
+
+def image_spec(*, cell: str, flavor: str, agent: Agent, image_ids: Mapping[str, str],
+               datasources: tuple[str, ...] = ("NoCloud", "ConfigDrive")) -> dict[str, Any]:
+    """What the image suite expects, as plain data."""
+    return {
+        "cell": cell, "flavor": flavor, "image_ids": dict(image_ids), "datasources": list(datasources),
+        "agent": {"user": agent.user, "uid": agent.uid, "venv": agent.venv, "entrypoint": agent.entrypoint,
+                  "config_dir": agent.config_dir, "log_dir": agent.log_dir},
+    }
+
+
+def verify_image(image: Path, image_format: str, spec: Mapping[str, Any], workdir: Path, log: Path) -> VerifyReport:
+    """Run the testinfra image suite against ``image``'s root filesystem (chroot backend, as root)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec_file = workdir / "image-spec.json"
+    spec_file.write_text(json.dumps(spec, indent=2, sort_keys=True))
+    junit = workdir / "image-junit.xml"
+    with mounted_root(image, image_format, workdir, log) as root:
+        proc = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(IMAGE_SUITE),
+                    f"--hosts={root}", "--connection=chroot", f"--gf-vm-spec={spec_file}", f"--junitxml={junit}"],
+                   log=log, check=False, timeout=900)
+    return VerifyReport(image, proc.returncode == 0, junit)

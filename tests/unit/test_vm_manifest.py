@@ -1,0 +1,70 @@
+"""Manifests and archive facts, from small files made here."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from builder.errors import BuildError
+from builder.vm.manifest import dpkg_packages, image_manifest, write_manifest
+from builder.vm.preload import read_archive
+
+
+def save_archive(path: Path, manifest: object) -> Path:
+    data = json.dumps(manifest).encode()
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_read_classic_archive(tmp_path: Path) -> None:
+    a = read_archive(save_archive(tmp_path / "a.tar", [{"Config": "ab" * 32 + ".json", "RepoTags": ["x/y:1"]}]))
+    assert (a.ref, a.image_id) == ("x/y:1", "sha256:" + "ab" * 32)
+
+
+def test_read_oci_layout_archive(tmp_path: Path) -> None:
+    a = read_archive(save_archive(tmp_path / "a.tar", [{"Config": "blobs/sha256/" + "cd" * 32,
+                                                        "RepoTags": ["x/y:2"]}]))
+    assert a.image_id == "sha256:" + "cd" * 32
+
+
+def test_archive_must_hold_one_tagged_image(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match="exactly one tagged image"):
+        read_archive(save_archive(tmp_path / "a.tar", [{"Config": "a.json", "RepoTags": []}]))
+    (tmp_path / "b.tar").write_bytes(b"not a tar")
+    with pytest.raises(BuildError, match="not a `docker save` archive"):
+        read_archive(tmp_path / "b.tar")
+
+
+def test_dpkg_packages(tmp_path: Path) -> None:
+    f = tmp_path / "dib-manifest-dpkg-x"
+    f.write_text(json.dumps({"packages": [
+        {"package": "zlib1g", "arch": "amd64", "version": "1:1.2", "status": "ii "},
+        {"package": "adduser", "arch": "all", "version": "3.134", "status": "ii "},
+        {"package": "gone", "arch": "all", "version": "1", "status": "rc "},
+    ]}))
+    assert dpkg_packages(f) == (("adduser", "3.134"), ("zlib1g", "1:1.2"))
+
+
+def test_image_manifest_is_deterministic(tmp_path: Path) -> None:
+    image = tmp_path / "c.qcow2"
+    image.write_bytes(b"image")
+    kwargs = dict(cell="postgresql-15", target="vm", image=image, image_format="qcow2", files={},
+                  guest_base={"suite": "bookworm", "key": "k"}, agent={"version": "26.0.0"},
+                  preloaded=[{"role": "exporter", "ref": "e:1", "id": "sha256:2"},
+                             {"role": "datastore", "ref": "d:1", "id": "sha256:1"}],
+                  packages=[("b", "2"), ("a", "1")], inputs={"key": "abc"})
+    one = image_manifest(**kwargs)  # type: ignore[arg-type]
+    two = image_manifest(**kwargs)  # type: ignore[arg-type]
+    assert one == two
+    assert one["image"]["sha256"] == "6105d6cc76af400325e94d588ce511be5bfdbb73b437dc51eca43917d7a43e3d"
+    assert [p["role"] for p in one["preloaded_images"]] == ["datastore", "exporter"]
+    assert one["packages"][0] == {"name": "a", "version": "1"}
+    out = write_manifest(tmp_path / "c.qcow2.manifest.json", one)
+    assert json.loads(out.read_text()) == one
