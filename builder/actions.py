@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import replace
 from collections.abc import Mapping
@@ -14,10 +13,11 @@ import yaml
 from builder.errors import BuildError
 from builder.graph.execute import Action, Step
 from builder.matrix.models import Agent
+from builder.oci.archive import sha256_file
 from builder.oci.engine import Engine
 from builder.oci.k8s import check_pod
 from builder.oci.layers import append_layer
-from builder.oci.podspec import PodCell, pod_spec, to_yaml
+from builder.oci.podspec import pod_spec, to_yaml
 from builder.oci.render import render
 from builder.oci.steps import (
     KEY_LABEL,
@@ -30,14 +30,7 @@ from builder.oci.steps import (
     short,
 )
 from builder.paths import CONTAINER_SPECS
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from builder.plan import Cell
 
 
 class FileAction:
@@ -97,7 +90,7 @@ class PodAction(FileAction):
     def run(self, step: Step) -> dict[str, Any]:
         v = step.node.values
         datastore = step.parent("datastore")
-        cell = PodCell.from_values(v["cell"], v["exporter"], upstream="upstream" in datastore)
+        cell = Cell.from_values(v["cell"], v["exporter"], image=datastore.get("upstream"))
         images = {"datastore": datastore["ref"], "exporter": step.parent("exporter")["ref"],
                   "agent": step.parent("agent-image")["ref"]}
         from builder.agent.config import manager_for
@@ -116,7 +109,7 @@ class PodAction(FileAction):
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.replace(path)
-        return {"path": str(path), "size": path.stat().st_size, "sha256": _sha256(path)}
+        return {"path": str(path), "size": path.stat().st_size, "sha256": sha256_file(path).split(":", 1)[1]}
 
 
 def all_actions(engine: Engine, build_dir: Path) -> dict[str, Action]:

@@ -65,7 +65,7 @@ def agent_values(agent: Agent) -> dict[str, Any]:
 
 
 def exporter_values(name: str, exporter: Exporter) -> dict[str, Any]:
-    return {"name": name, **exporter.model_dump(exclude={"base"})}
+    return {"name": name, **exporter.model_dump()}
 
 
 def _targets(cells: Sequence[Cell], *wanted: Target) -> frozenset[str]:
@@ -251,7 +251,7 @@ class Declarer:
             id=f"guest:{cell.name}", kind="guest-image", title=f"{cell.name} {' + '.join(targets)} images",
             cell=cell.name, targets=frozenset(targets),
             parents=(self.guest_base(cell), self.datastore(cell), self.exporter(cell.exporter_name)),
-            values={"cell": cell_values(cell), "exporter": {"name": cell.exporter_name, **cell.exporter.model_dump()},
+            values={"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
                     "image": cell.image, "targets": targets, "assembly": self.host.assembly},
             files=(*self.element_files("guestforge-base-tree"),
                    *self.element_files("guestforge-datastore"), "builder/vm/preload.py", *VM_CODE),
@@ -269,7 +269,7 @@ class Declarer:
         return self._verify(
             f"boot-vm:{cell.name}", f"{cell.name} boot vm (BIOS, UEFI) and verify", cell,
             (self.guest_images(cell),),
-            {"cell": cell_values(cell), "exporter": {"name": cell.exporter_name, **cell.exporter.model_dump()},
+            {"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
              "agent": agent_values(self.matrix.agent), "image": cell.image, "firmware": ["bios", "uefi"]},
             ("vm/test_guest_boot.py",), ("vm/__init__.py", "vm/conftest.py"),
             ("builder/vm/boot.py", "builder/vm/seed.py", "builder/vm/runtime.py", "builder/agent/config.py"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,19 @@ class Cell:
     def aliases(self) -> tuple[str, ...]:
         """Names a selector may match: ``postgresql-15`` and ``postgresql-15-bookworm``."""
         return (self.name, f"{self.name}-{self.base.suite}") if self.base else (self.name, f"{self.name}-upstream")
+
+    @classmethod
+    def from_values(cls, cell: Mapping[str, Any], exporter: Mapping[str, Any], image: str | None = None,
+                    targets: Sequence[Target] = ()) -> Cell:
+        """A cell rebuilt from a node's declared values (``pipeline.cell_values`` / ``exporter_values``),
+        so an action uses exactly what its key hashes and nothing else."""
+        settings = dict(exporter)
+        name = settings.pop("name")
+        return cls(name=cell["name"], datastore=cell["datastore"], version=cell["version"], flavor=cell["flavor"],
+                   user=cell["user"], uid=int(cell["uid"]), port=int(cell["port"]), data_dir=cell["data_dir"],
+                   start=tuple(cell["start"]), health=tuple(cell["health"]), client=cell["client"],
+                   exporter_name=name, exporter=Exporter(**settings), targets=tuple(targets),
+                   packages=tuple(cell.get("packages", ())), image=image)
 
     def source(self) -> dict[str, object]:
         """Where the database comes from, as plain data."""

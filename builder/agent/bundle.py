@@ -11,7 +11,6 @@ nothing else (no libc, no shell, no /etc/passwd) and the agent is run there as i
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import time
@@ -24,7 +23,7 @@ import docker.errors
 
 from builder.agent.config import environment, home_dir
 from builder.errors import BuildError
-from builder.hostenv.pip import CONFIG_FILES, host_index_url
+from builder.hostenv.pip import CONFIG_FILES, config_value, host_index_url
 from builder.matrix.models import Agent
 from builder.oci.archive import ROOT_DIR, Owner, parents, repack_layer, sha256_file
 from builder.oci.engine import Engine
@@ -75,21 +74,6 @@ class AgentTree:
 
 
 # -- inputs --------------------------------------------------------------------------------------------
-def _pip_config_value(key: str, files: tuple[Path, ...]) -> str | None:
-    found = None
-    for path in files:  # later files override earlier ones, as in pip
-        parser = configparser.ConfigParser()
-        try:
-            parser.read(path)
-        except configparser.Error:
-            continue
-        for section in ("global", "install"):
-            value = parser.get(section, key, fallback=None)
-            if value and value.strip():
-                found = value.strip()
-    return found
-
-
 def pip_settings(agent: Agent, environ: Mapping[str, str] | None = None,
                  files: tuple[Path, ...] = CONFIG_FILES) -> PipSettings:
     """The matrix's ``index_url``, else the host's (PIP_INDEX_URL, then pip.conf); the host's CA bundle.
@@ -108,7 +92,7 @@ def pip_settings(agent: Agent, environ: Mapping[str, str] | None = None,
             index = from_env[0]
         else:
             index = host_index_url(files)
-    cert_value = env.get("PIP_CERT") or _pip_config_value("cert", files)
+    cert_value = env.get("PIP_CERT") or config_value("cert", files)
     cert = Path(cert_value) if cert_value and Path(cert_value).is_file() else None
     return PipSettings(index, cert)
 
@@ -161,6 +145,25 @@ def layout(agent: Agent) -> tuple[dict[str, Owner], dict[str, Owner]]:
 
 
 # -- the probe ---------------------------------------------------------------------------------------------
+# Python run by the tree's own interpreter: import every extension module the tree ships (stdlib and
+# wheels) and leave ``count`` and ``failed`` ({module file: error}) behind; checks append their report.
+IMPORT_CHECK = r"""
+import importlib, json, os, sys, sysconfig
+roots = [os.path.join(sys.base_prefix, 'lib', 'python3.11', 'lib-dynload'), sysconfig.get_paths()['purelib']]
+failed, count = {}, 0
+for root in roots:
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            rel = os.path.relpath(os.path.join(dirpath, f), root)
+            if not f.endswith('.so') or '.libs' in rel or os.path.basename(rel).startswith(('_test', 'xx')):
+                continue
+            count += 1
+            try:
+                importlib.import_module(rel.split('.')[0].replace('/', '.'))
+            except BaseException as exc:
+                failed[rel] = repr(exc)[:200]
+"""
+
 # Runs with the tree's own interpreter in an image that holds nothing but the tree.
 PROBE = """
 import importlib.metadata as md, json, platform, sys

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from builder.errors import GuestforgeError
 
@@ -52,6 +52,46 @@ ROOT_DIR = Owner(0, 0, 0o755)
 
 class ArchiveError(GuestforgeError):
     """A tarball cannot be turned into a deterministic layer (unsupported or inconsistent entries)."""
+
+
+class ChunkReader(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (``docker save``/``export`` streams), so that
+    ``tarfile`` can read them sequentially without a temporary file."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks, self._buffer = chunks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._buffer:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._buffer = chunk
+        n = min(len(target), len(self._buffer))
+        target[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+
+def stream(chunks: Iterator[bytes]) -> IO[bytes]:
+    """``chunks`` as a buffered binary file object."""
+    return io.BufferedReader(ChunkReader(chunks), buffer_size=1 << 20)
+
+
+def files_tar(files: Mapping[str, bytes | str], uid: int = 0, mode: int = 0o644) -> bytes:
+    """A small tar of ``{name: content}`` owned by ``uid`` (config files put into a container)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, content in sorted(files.items()):
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(name)
+            info.size, info.uid, info.gid = len(data), uid, uid
+            info.mode = 0o755 if name.endswith(".sh") else mode
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def sha256_file(path: Path) -> str:

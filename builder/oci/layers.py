@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from builder.errors import BuildError
+from builder.oci.archive import sha256_file, stream
 from builder.oci.engine import Engine
 
 CREATED = "1970-01-01T00:00:00Z"
@@ -39,14 +40,6 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info.size = len(data)
     info.mode = 0o644
     tar.addfile(info, io.BytesIO(data))
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
 
 
 def rewrite_archive(source: IO[bytes], sink: IO[bytes], layer_tar: Path, diff_id: str, new_ref: str,
@@ -96,7 +89,7 @@ def append_layer(engine: Engine, base_ref: str, layer_tar: Path, new_ref: str, l
                  labels: Mapping[str, str] | None = None, comment: str = "guestforge layer",
                  diff_id: str | None = None) -> Appended:
     """Make ``new_ref`` = ``base_ref`` + ``layer_tar`` as its top layer; return the new image ID."""
-    diff_id = diff_id or _sha256_file(layer_tar)
+    diff_id = diff_id or sha256_file(layer_tar)
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
     config_digest: list[str] = []
@@ -104,7 +97,7 @@ def append_layer(engine: Engine, base_ref: str, layer_tar: Path, new_ref: str, l
     def produce() -> None:
         try:
             with os.fdopen(write_fd, "wb") as sink:
-                saved = io.BufferedReader(_SaveStream(engine, base_ref), buffer_size=1 << 20)
+                saved = stream(iter(engine.api.get_image(base_ref, chunk_size=1 << 20)))
                 config_digest.append(rewrite_archive(saved, sink, layer_tar, diff_id, new_ref, labels or {},
                                                      comment))
         except BaseException as exc:  # surfaced below, after the load finishes or fails
@@ -124,25 +117,3 @@ def append_layer(engine: Engine, base_ref: str, layer_tar: Path, new_ref: str, l
     if image.attrs["RootFS"]["Layers"][-1] != diff_id:
         raise BuildError(f"{new_ref}: top layer is not {diff_id}", str(log))
     return Appended(str(image.id), diff_id, int(image.attrs.get("Size", 0)))
-
-
-class _SaveStream(io.RawIOBase):
-    """A readable file over ``docker save`` chunks, so tarfile can stream it without a temp file."""
-
-    def __init__(self, engine: Engine, ref: str):
-        self._chunks = iter(engine.api.get_image(ref, chunk_size=1 << 20))
-        self._buffer = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        while not self._buffer:
-            try:
-                self._buffer = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(target), len(self._buffer))
-        target[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n

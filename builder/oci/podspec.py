@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from builder.flavors import Secrets, flavor
+from builder.plan import Cell
 
 
 def dns_label(name: str) -> str:
@@ -33,32 +33,7 @@ def _hardened(uid: int) -> dict[str, Any]:
             "capabilities": {"drop": ["ALL"]}}
 
 
-@dataclass(frozen=True)
-class PodCell:
-    """The cell settings a pod spec reads (the pod node's declared values, nothing more)."""
-
-    name: str
-    datastore: str
-    version: str
-    flavor: str
-    uid: int
-    port: int
-    data_dir: str
-    start: tuple[str, ...]
-    health: tuple[str, ...]
-    client: str
-    exporter_port: int
-    exporter_uid: int
-    upstream: bool
-
-    @classmethod
-    def from_values(cls, cell: Mapping[str, Any], exporter: Mapping[str, Any], upstream: bool) -> PodCell:
-        return cls(cell["name"], cell["datastore"], cell["version"], cell["flavor"], int(cell["uid"]),
-                   int(cell["port"]), cell["data_dir"], tuple(cell["start"]), tuple(cell["health"]), cell["client"],
-                   int(exporter["port"]), int(exporter["uid"]), upstream)
-
-
-def pod_spec(cell: PodCell, agent: Mapping[str, Any], images: Mapping[str, str],
+def pod_spec(cell: Cell, agent: Mapping[str, Any], images: Mapping[str, str],
              agent_manager: str | None) -> dict[str, Any]:
     """The Pod for ``cell``; ``images`` maps ``datastore``/``exporter``/``agent`` to image references.
 
@@ -99,9 +74,9 @@ def pod_spec(cell: PodCell, agent: Mapping[str, Any], images: Mapping[str, str],
     exporter = {
         "name": "exporter",
         "image": images["exporter"],
-        "ports": [{"name": "metrics", "containerPort": cell.exporter_port, "protocol": "TCP"}],
+        "ports": [{"name": "metrics", "containerPort": cell.exporter.port, "protocol": "TCP"}],
         "env": exporter_env,
-        "securityContext": _hardened(cell.exporter_uid),
+        "securityContext": _hardened(cell.exporter.uid),
         "readinessProbe": {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 15},
     }
     agent_container = {

@@ -12,11 +12,9 @@ agent-only verification never starts a database.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
-import tarfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from builder.errors import GuestforgeError
+from builder.oci.archive import files_tar
 from builder.flavors import FlavorRuntime, Secrets, flavor
 
 LABEL = "io.guestforge.verify"
@@ -126,18 +125,6 @@ class VerifyContext:
 # -- containers ----------------------------------------------------------------------------------------
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", text)
-
-
-def _tar(files: Mapping[str, bytes | str], uid: int = 0, mode: int = 0o644) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, content in sorted(files.items()):
-            data = content.encode() if isinstance(content, str) else content
-            info = tarfile.TarInfo(name)
-            info.size, info.uid, info.gid = len(data), uid, uid
-            info.mode = 0o755 if name.endswith(".sh") else mode
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def container_logs(container: Container, tail: int = 40) -> str:
@@ -315,7 +302,7 @@ class Pod:
             container = self._member("agent", self.context.image(image_role), environment=dict(environment or {}),
                                      command=list(command) if command else None)
             if files:
-                container.put_archive(agent.config_dir, _tar(files, uid=agent.uid, mode=0o640))
+                container.put_archive(agent.config_dir, files_tar(files, uid=agent.uid, mode=0o640))
             self._containers["agent"] = container
             container.start()
         return self._containers["agent"]
@@ -341,7 +328,7 @@ class Pod:
             network=self.network(), healthcheck={"interval": HEALTH_INTERVAL_NS})
         self._containers[role] = container
         for directory, entries in (files or {}).items():
-            container.put_archive(directory, _tar(entries))
+            container.put_archive(directory, files_tar(entries))
         if start:
             container.start()
         return container

@@ -16,7 +16,7 @@ from typing import Any
 
 from builder.errors import BuildError
 from builder.graph.execute import Action, Step
-from builder.matrix.models import Agent, Exporter
+from builder.matrix.models import Agent
 from builder.oci.engine import Engine
 from builder.oci.rootfs import ResolvedBase
 from builder.oci.steps import short
@@ -28,14 +28,8 @@ from builder.vm.verify import image_spec, verify_image
 
 
 def cell_from(values: Mapping[str, Any]) -> Cell:
-    """The Cell a VM action works on, rebuilt from the node's declared values only."""
-    c, e = values["cell"], dict(values["exporter"])
-    exporter_name = e.pop("name")
-    return Cell(name=c["name"], datastore=c["datastore"], version=c["version"], flavor=c["flavor"], user=c["user"],
-                uid=c["uid"], port=c["port"], data_dir=c["data_dir"], start=tuple(c["start"]),
-                health=tuple(c["health"]), client=c["client"], exporter_name=exporter_name,
-                exporter=Exporter(**e), targets=tuple(values.get("targets", ("vm", "baremetal"))),
-                packages=tuple(c["packages"]), image=values.get("image"))
+    return Cell.from_values(values["cell"], values["exporter"], values.get("image"),
+                            values.get("targets", ("vm", "baremetal")))
 
 
 def _files_exist(artifact: Mapping[str, Any]) -> bool:

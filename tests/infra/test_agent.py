@@ -10,16 +10,15 @@ pod's Secret would be.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import docker
 import docker.errors
@@ -28,6 +27,7 @@ from docker.models.containers import Container
 
 from builder.agent.config import environment, home_dir, runtime_files
 from builder.matrix.models import Agent
+from builder.oci.archive import files_tar, stream
 from builder.verify.pod import Pod, VerifyContext
 from tests.infra.conftest import docker_host, wait_for
 from tests.infra.test_image_hygiene import PRIVATE_KEY, SECRETISH_ENV
@@ -60,21 +60,6 @@ def tree_paths(agent: Agent) -> tuple[str, ...]:
     return tuple(p.strip("/") for p in (agent.venv, agent.config_dir, agent.log_dir, home_dir(agent)))
 
 
-class _Chunks:
-    def __init__(self, chunks: Iterator[bytes]):
-        self.chunks, self.buffer = chunks, b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self.buffer) < size:
-            chunk = next(self.chunks, None)
-            if chunk is None:
-                break
-            self.buffer += chunk
-        size = len(self.buffer) if size < 0 else size
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
-
-
 def scan_tree(client: docker.DockerClient, image: str, agent: Agent, labels: Mapping[str, str]) -> dict[str, list[str]]:
     """Read the agent's files out of ``image`` (a created, never started container's export) and report
     private keys, credentials in configuration-like files, and anything in the config directory."""
@@ -84,7 +69,7 @@ def scan_tree(client: docker.DockerClient, image: str, agent: Agent, labels: Map
     config = agent.config_dir.strip("/") + "/"
     container = client.containers.create(image, entrypoint=["/nonexistent"], labels=dict(labels))
     try:
-        reader: IO[bytes] = _Chunks(iter(container.export(chunk_size=1 << 20)))  # type: ignore[assignment]
+        reader = stream(iter(container.export(chunk_size=1 << 20)))
         with tarfile.open(fileobj=reader, mode="r|") as tar:
             for member in tar:
                 name = member.name.lstrip("./").rstrip("/")
@@ -143,17 +128,6 @@ def agent_config(matrix_agent: Agent) -> dict[str, str]:
                          datastore_version="1", controller_url=CONTROLLER, service_uid=999)
 
 
-def _config_tar(files: Mapping[str, str], uid: int) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, text in sorted(files.items()):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.uid, info.gid, info.mode = len(data), uid, uid, 0o640
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def sidecar(pod: Pod, gf_context: VerifyContext, matrix_agent: Agent, agent_config: dict[str, str]) -> Container:
     """The agent container in the pod's namespaces, with the engine socket and its configuration."""
@@ -164,7 +138,7 @@ def sidecar(pod: Pod, gf_context: VerifyContext, matrix_agent: Agent, agent_conf
         gf_context.image("agent"), name=pod.name("agent-sidecar"), labels=pod.labels("agent-sidecar"),
         detach=True, network_mode=f"container:{sandbox.id}", pid_mode=f"container:{sandbox.id}",
         group_add=[os.stat(DOCKER_SOCKET).st_gid], volumes={DOCKER_SOCKET: {"bind": DOCKER_SOCKET, "mode": "rw"}})
-    container.put_archive(matrix_agent.config_dir, _config_tar(agent_config, matrix_agent.uid))
+    container.put_archive(matrix_agent.config_dir, files_tar(agent_config, matrix_agent.uid))
     container.start()
     return container
 

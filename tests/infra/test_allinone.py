@@ -14,27 +14,14 @@ import docker
 import pytest
 from docker.models.containers import Container
 
+from builder.agent.bundle import IMPORT_CHECK
 from builder.flavors import FlavorRuntime, Secrets
 from builder.matrix.models import Agent
 from builder.verify.pod import Pod, VerifyContext, wait_healthy
 from tests.infra.test_agent import MAPS_PROBE, exec_as_agent, load_agent, scan_tree
 
 # Every extension module the tree ships imports on this base (run with the tree's python as the agent).
-IMPORT_PROBE = r"""
-import importlib, json, os, sys, sysconfig
-roots = [os.path.join(sys.base_prefix, 'lib', 'python3.11', 'lib-dynload'), sysconfig.get_paths()['purelib']]
-failed, count = {}, 0
-for root in roots:
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            rel = os.path.relpath(os.path.join(dirpath, f), root)
-            if not f.endswith('.so') or '.libs' in rel or os.path.basename(rel).startswith(('_test', 'xx')):
-                continue
-            count += 1
-            try:
-                importlib.import_module(rel.split('.')[0].replace('/', '.'))
-            except BaseException as exc:
-                failed[rel] = repr(exc)[:200]
+IMPORT_PROBE = IMPORT_CHECK + r"""
 print(json.dumps({'count': count, 'failed': failed, 'uid': os.getuid(), 'gid': os.getgid()}))
 """
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 import docker
 import pytest
 
+from builder.oci.archive import stream
 from builder.verify.pod import LABEL, CellInfo, VerifyContext
 
 PRODUCT_IMAGES = ["datastore", "exporter"]
@@ -38,28 +38,11 @@ class ImageFiles:
     shadow: bytes = field(default=b"", repr=False)
 
 
-class _ChunkReader:
-    """A file object over the export stream's chunks (tarfile reads it sequentially)."""
-
-    def __init__(self, chunks: Iterator[bytes]):
-        self.chunks, self.buffer = chunks, b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self.buffer) < size:
-            chunk = next(self.chunks, None)
-            if chunk is None:
-                break
-            self.buffer += chunk
-        size = len(self.buffer) if size < 0 else size
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
-
-
 def scan_image(client: docker.DockerClient, image: str, run_id: str) -> ImageFiles:
     container = client.containers.create(image, entrypoint=["/nonexistent"], labels={LABEL: run_id})
     found = ImageFiles()
     try:
-        reader: IO[bytes] = _ChunkReader(iter(container.export(chunk_size=1 << 20)))  # type: ignore[assignment]
+        reader = stream(iter(container.export(chunk_size=1 << 20)))
         with tarfile.open(fileobj=reader, mode="r|") as tar:
             for member in tar:
                 name = member.name.lstrip("./")

@@ -9,7 +9,6 @@ configuration of builder.agent.config and no controller: it must stay up and kee
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tarfile
@@ -22,11 +21,11 @@ import docker
 import docker.errors
 import pytest
 
-from builder.agent.bundle import AgentTree, build_agent_tree, export_venv, layout
+from builder.agent.bundle import IMPORT_CHECK, AgentTree, build_agent_tree, export_venv, layout
 from builder.agent.config import TROVE_MANAGERS, environment, runtime_files
 from builder.matrix.loader import load_matrix
 from builder.matrix.models import Agent, Matrix
-from builder.oci.archive import repack_layer, sha256_file
+from builder.oci.archive import files_tar, repack_layer, sha256_file
 from builder.oci.engine import Engine
 from builder.oci.layers import append_layer
 from builder.oci.render import render
@@ -42,21 +41,8 @@ PREFIX = "gfdev-agent-it"                 # and every container starts with this
 CONTROLLER = "rabbit://127.0.0.1:5672/"   # nothing listens there: the agent must keep retrying
 
 # Run by the tree's own python, as the agent's uid, on a foreign base.
-PROBE = r"""
-import importlib, json, os, pwd, sys, sysconfig
-roots = [os.path.join(sys.base_prefix, 'lib', 'python3.11', 'lib-dynload'), sysconfig.get_paths()['purelib']]
-failed, count = {}, 0
-for root in roots:
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            rel = os.path.relpath(os.path.join(dirpath, f), root)
-            if not f.endswith('.so') or '.libs' in rel or os.path.basename(rel).startswith(('_test', 'xx')):
-                continue
-            count += 1
-            try:
-                importlib.import_module(rel.split('.')[0].replace('/', '.'))
-            except BaseException as exc:
-                failed[rel] = repr(exc)[:200]
+PROBE = IMPORT_CHECK + r"""
+import pwd
 maps = {l.split()[5] for l in open('/proc/self/maps') if len(l.split()) > 5 and l.split()[5].startswith('/')}
 try:
     pwd.getpwuid(os.getuid()); passwd = True
@@ -239,17 +225,6 @@ def sidecar(tree: AgentTree, engine: Engine, agent: Agent, matrix: Matrix, bases
     return ref
 
 
-def _config_tar(files: dict[str, str], uid: int) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, text in sorted(files.items()):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.uid, info.gid, info.mode = len(data), uid, uid, 0o640
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 @pytest.mark.parametrize("manager", sorted(TROVE_MANAGERS))
 def test_sidecar_stays_up_and_retries_its_controller(manager: str, sidecar: str, engine: Engine,
                                                      agent: Agent) -> None:
@@ -262,7 +237,7 @@ def test_sidecar_stays_up_and_retries_its_controller(manager: str, sidecar: str,
         sidecar, name=f"{PREFIX}-sidecar-{manager}", network_mode="none", group_add=[os.stat(socket).st_gid],
         volumes={socket: {"bind": socket, "mode": "rw"}})
     try:
-        container.put_archive(agent.config_dir, _config_tar(files, agent.uid))
+        container.put_archive(agent.config_dir, files_tar(files, agent.uid))
         container.start()
         deadline, retries, logs = time.monotonic() + 90, 0, ""
         while time.monotonic() < deadline and retries < 4:

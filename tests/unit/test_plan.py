@@ -51,3 +51,15 @@ def test_version_overrides_and_target_defaults(small_matrix_text: str, tmp_path:
     matrix, _ = parse_matrix(text, "m.yaml")
     [cell] = expand(matrix)
     assert cell.port == 5433 and cell.targets == ("oci",) and cell.user == "postgres"
+
+
+def test_cell_rebuilt_from_declared_values() -> None:
+    from dataclasses import replace
+
+    from builder.pipeline import cell_values, exporter_values
+    from builder.plan import Cell
+
+    for cell in expand(load_matrix(ROOT / "matrix.yaml")):
+        rebuilt = Cell.from_values(cell_values(cell), exporter_values(cell.exporter_name, cell.exporter),
+                                   cell.image, cell.targets)
+        assert rebuilt == replace(cell, base=None, base_name=None)
