@@ -164,6 +164,7 @@ class Declarer:
                     "agent": {"user": agent.user, "uid": agent.uid, "log_dir": agent.log_dir,
                               "config_dir": agent.config_dir}},
             files=(MACROS, "container_specs/datastore.Containerfile.j2",
+                   *self.tree.files("container_specs/flavors/common"),
                    *self.tree.files(f"container_specs/flavors/{cell.flavor}"), *ENGINE_CODE),
             tools=("docker",),
         ))

@@ -12,27 +12,14 @@
 # order; later starts skip all of that.
 set -Eeuo pipefail
 
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-say() { printf 'entrypoint: %s\n' "$*"; }
+# shellcheck source=../common/entrypoint-lib.sh
+. /usr/local/lib/guestforge/entrypoint-lib.sh
 
 # MARIADB_<suffix> from MARIADB_<suffix>[_FILE], else from the MySQL name MYSQL_<alias>[_FILE]
-# (alias defaults to the same suffix); exported as MARIADB_<suffix>, the _FILE names unset.
+# (alias defaults to the same suffix); exported as MARIADB_<suffix>.
 load_env() {
-	local suffix=$1 alias=${2:-$1} fallback=${3-} name value='' file
-	for name in "MARIADB_$suffix" "MYSQL_$alias"; do
-		file="${name}_FILE"
-		if [ -n "${!name-}" ] && [ -n "${!file-}" ]; then
-			die "both $name and $file are set; set only one"
-		fi
-		if [ -z "$value" ] && [ -n "${!file-}" ]; then
-			[ -r "${!file}" ] || die "$file=${!file} is not a readable file"
-			value=$(<"${!file}")
-		elif [ -z "$value" ]; then
-			value=${!name-}
-		fi
-		unset "$file"
-	done
-	export "MARIADB_$suffix=${value:-$fallback}"
+	env_value "MARIADB_$1" "MYSQL_${2:-$1}"
+	export "MARIADB_$1=${REPLY:-${3-}}"
 }
 
 wants_help() {

@@ -11,22 +11,13 @@
 # *.sql.gz, *.sql.xz, *.sql.zst and *.sh run in name order; later starts skip all of that.
 set -Eeuo pipefail
 
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-say() { printf 'entrypoint: %s\n' "$*"; }
+# shellcheck source=../common/entrypoint-lib.sh
+. /usr/local/lib/guestforge/entrypoint-lib.sh
 
-# VAR may come as VAR or as VAR_FILE (a path to read it from), not both; the result is exported as VAR.
+# VAR from VAR or VAR_FILE (not both), exported as VAR.
 file_env() {
-	local name=$1 fallback=${2-} file_name="${1}_FILE"
-	local value=${!name-} path=${!file_name-}
-	if [ -n "$value" ] && [ -n "$path" ]; then
-		die "both $name and $file_name are set; set only one"
-	fi
-	if [ -n "$path" ]; then
-		[ -r "$path" ] || die "$file_name=$path is not a readable file"
-		value=$(<"$path")
-	fi
-	export "$name=${value:-$fallback}"
-	unset "$file_name"
+	env_value "$1"
+	export "$1=${REPLY:-${2-}}"
 }
 
 wants_help() {

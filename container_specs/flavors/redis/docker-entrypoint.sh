@@ -9,27 +9,10 @@
 #   REDIS_ALLOW_EMPTY_PASSWORD   "yes": run without a password (protected mode off, as upstream)
 set -Eeuo pipefail
 
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=../common/entrypoint-lib.sh
+. /usr/local/lib/guestforge/entrypoint-lib.sh
 
 GENERATED=/run/guestforge/server.conf
-
-# The password from REDIS_PASSWORD, REDIS_PASSWORD_FILE, VALKEY_PASSWORD or VALKEY_PASSWORD_FILE.
-load_password() {
-	local name file value=''
-	for name in REDIS_PASSWORD VALKEY_PASSWORD; do
-		file="${name}_FILE"
-		if [ -n "${!name-}" ] && [ -n "${!file-}" ]; then
-			die "both $name and $file are set; set only one"
-		fi
-		if [ -z "$value" ] && [ -n "${!file-}" ]; then
-			[ -r "${!file}" ] || die "$file=${!file} is not a readable file"
-			value=$(<"${!file}")
-		elif [ -z "$value" ]; then
-			value=${!name-}
-		fi
-	done
-	printf '%s' "$value"
-}
 
 # A config-file string: double-quoted, with \ and " escaped.
 conf_string() { local s=${1//\\/\\\\}; printf '"%s"' "${s//\"/\\\"}"; }
@@ -46,7 +29,8 @@ fi
 if [[ "${1##*/}" == redis-server || "${1##*/}" == valkey-server ]]; then
 	case "${2:-}" in -h|--help|-v|--version|--test-memory|--check-system) exec "$@" ;; esac
 	[ "$(id -u)" != 0 ] || die "${1##*/} does not run as root here; run the container as the image's user"
-	password=$(load_password)
+	env_value REDIS_PASSWORD VALKEY_PASSWORD
+	password=$REPLY
 	user_conf=
 	if [ -n "${2:-}" ] && [ "${2:0:1}" != - ]; then
 		user_conf=$2          # a config file given on the command line
