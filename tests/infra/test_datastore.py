@@ -12,8 +12,8 @@ import pytest
 from docker.models.containers import Container
 
 from builder.flavors import FlavorRuntime, Secrets, version_matches
-from builder.verify.pod import CellInfo, has_healthcheck
-from tests.infra.conftest import Query, healthy, ok_output, wait_for
+from builder.verify.pod import CellInfo, Pod, has_healthcheck, wait_exit
+from tests.infra.conftest import Query, docker_host, healthy, ok_output, run_command, wait_for
 
 # Per flavor: (statement, expected output or None) steps of a create/insert/select/delete round trip.
 ROUND_TRIPS: dict[str, list[tuple[str, str | None]]] = {
@@ -108,6 +108,25 @@ def test_listens_on_all_addresses(sandbox_host: Any, database: Container, cell: 
 def test_password_is_not_on_any_command_line(sandbox_host: Any, database: Container, secrets: Secrets) -> None:
     args = sandbox_host.check_output("ps -eww -o args")
     assert secrets.password not in args
+
+
+def test_refuses_to_start_without_a_password(pod: Pod, cell: CellInfo, runtime: FlavorRuntime) -> None:
+    if cell.upstream and cell.flavor == "redis":
+        pytest.skip("the official redis/valkey images start without a password by design")
+    code, logs = wait_exit(pod.oneoff())
+    assert code != 0, "the database started with no password and no explicit allow-empty variable"
+    if not cell.upstream:     # guestforge's message: one line, naming the variables and the ways out
+        assert logs.strip().splitlines()[-1].startswith(runtime.missing_password_error), logs
+
+
+def test_starts_without_a_password_when_told_to(pod: Pod, cell: CellInfo, runtime: FlavorRuntime) -> None:
+    if cell.upstream and cell.flavor == "redis":
+        pytest.skip("the official redis/valkey images have no allow-empty variable")
+    container = pod.oneoff(environment=runtime.allow_empty_env)
+    pod.wait_ready(container, Secrets(password=""))
+    result = run_command(docker_host(container), runtime.query(cell, Secrets(password=""), runtime.ping_statement))
+    assert ok_output(result) == runtime.ping_reply
+    pod.remove(container)
 
 
 def test_data_survives_a_database_restart(pod: Any, query: Query, cell: CellInfo, database: Container) -> None:

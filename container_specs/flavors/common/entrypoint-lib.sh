@@ -24,3 +24,23 @@ env_value() {
 		unset "$file"
 	done
 }
+
+# run_init_files COMMAND...: the /docker-entrypoint-initdb.d contract of the official images, in name
+# order: executable *.sh run, other *.sh are sourced, *.sql[.gz|.xz|.zst] are fed to COMMAND on stdin.
+run_init_files() {
+	local f
+	for f in /docker-entrypoint-initdb.d/*; do
+		[ -e "$f" ] || continue
+		case "$f" in
+			*.sh)
+				if [ -x "$f" ]; then say "running $f"; "$f"
+				else say "sourcing $f"; # shellcheck disable=SC1090
+					. "$f"; fi ;;
+			*.sql) say "running $f"; "$@" <"$f" ;;
+			*.sql.gz) say "running $f"; gzip -dc "$f" | "$@" ;;
+			*.sql.xz) say "running $f"; xz -dc "$f" | "$@" ;;
+			*.sql.zst) say "running $f"; zstd -dc "$f" | "$@" ;;
+			*) say "ignoring $f" ;;
+		esac
+	done
+}

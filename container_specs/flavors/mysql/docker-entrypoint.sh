@@ -115,25 +115,6 @@ setup_accounts() {
 	fi
 }
 
-run_init_files() {
-	local f db=()
-	[ -z "$MARIADB_DATABASE" ] || db=(--database="$MARIADB_DATABASE")
-	for f in /docker-entrypoint-initdb.d/*; do
-		[ -e "$f" ] || continue
-		case "$f" in
-			*.sh)
-				if [ -x "$f" ]; then say "running $f"; "$f"
-				else say "sourcing $f"; # shellcheck disable=SC1090
-					. "$f"; fi ;;
-			*.sql) say "running $f"; sql "${db[@]}" <"$f" ;;
-			*.sql.gz) say "running $f"; gzip -dc "$f" | sql "${db[@]}" ;;
-			*.sql.xz) say "running $f"; xz -dc "$f" | sql "${db[@]}" ;;
-			*.sql.zst) say "running $f"; zstd -dc "$f" | sql "${db[@]}" ;;
-			*) say "ignoring $f" ;;
-		esac
-	done
-}
-
 initialise() {
 	check_env
 	say "initialising the data directory $DATADIR"
@@ -142,7 +123,7 @@ initialise() {
 		--loose-innodb-buffer-pool-load-at-startup=0 --loose-innodb-buffer-pool-dump-at-shutdown=0 "${@:2}"
 	start_init_server "$@"
 	setup_accounts
-	run_init_files
+	run_init_files sql ${MARIADB_DATABASE:+"--database=$MARIADB_DATABASE"}
 	kill -TERM "$INIT_PID"
 	wait "$INIT_PID" || die "the initialisation server did not stop cleanly"
 	unset MYSQL_PWD

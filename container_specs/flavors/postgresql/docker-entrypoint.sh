@@ -66,24 +66,6 @@ sql() {
 	psql -v ON_ERROR_STOP=1 --no-psqlrc --no-password --username="$POSTGRES_USER" --dbname="$1" "${@:2}"
 }
 
-run_init_files() {
-	local f
-	for f in /docker-entrypoint-initdb.d/*; do
-		[ -e "$f" ] || continue
-		case "$f" in
-			*.sh)
-				if [ -x "$f" ]; then say "running $f"; "$f"
-				else say "sourcing $f"; # shellcheck disable=SC1090
-					. "$f"; fi ;;
-			*.sql) say "running $f"; sql "$POSTGRES_DB" -f "$f"; echo ;;
-			*.sql.gz) say "running $f"; gzip -dc "$f" | sql "$POSTGRES_DB"; echo ;;
-			*.sql.xz) say "running $f"; xz -dc "$f" | sql "$POSTGRES_DB"; echo ;;
-			*.sql.zst) say "running $f"; zstd -dc "$f" | sql "$POSTGRES_DB"; echo ;;
-			*) say "ignoring $f" ;;
-		esac
-	done
-}
-
 initialise() {
 	local port=${PGPORT:-5432} options
 	init_cluster
@@ -94,7 +76,7 @@ initialise() {
 	if [ "$POSTGRES_DB" != postgres ]; then
 		sql postgres --set db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
 	fi
-	run_init_files
+	run_init_files sql "$POSTGRES_DB"
 	pg_ctl -D "$PGDATA" -m fast -w stop
 	say "PostgreSQL init process complete; ready for start up"
 }

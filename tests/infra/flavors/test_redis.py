@@ -42,19 +42,6 @@ def test_the_password_stays_off_the_server_command_line(sandbox_host: Any, db_ho
         assert secrets.password not in db_host.check_output("tr '\\0' '\\n' < /proc/%s/environ", pid)
 
 
-def test_refuses_to_start_without_a_password(pod: Pod, runtime: FlavorRuntime) -> None:
-    code, logs = wait_exit(pod.oneoff())
-    assert code != 0
-    assert logs.strip().splitlines()[-1].startswith(runtime.missing_password_error), logs
-
-
-def test_allow_empty_password(pod: Pod, cell: CellInfo, runtime: FlavorRuntime) -> None:
-    container = pod.oneoff(environment=runtime.allow_empty_env)
-    pod.wait_ready(container, Secrets(password=""))
-    assert _query(container, cell, runtime, Secrets(password=""), "PING") == "PONG"
-    pod.remove(container)
-
-
 def test_command_line_passes_through(pod: Pod, cell: CellInfo, runtime: FlavorRuntime, secrets: Secrets) -> None:
     """`docker run IMAGE redis-server --appendonly yes` (or valkey-server) takes effect."""
     container = pod.oneoff(environment=runtime.db_env(secrets), command=[cell.start[0], "--appendonly", "yes"])
