@@ -7,6 +7,7 @@ copy: the keys of a copy's nodes are computed from the copy's files, exactly as 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -56,13 +57,26 @@ def guestforge(repo: Path, build_dir: Path, command: str, *args: str) -> Run:
     report = json.loads(report_path.read_text()) if report_path.exists() else {"nodes": []}
     if proc.returncode != 0:
         print(proc.stderr[-3000:], file=sys.stderr)
+        show_failed_logs(proc.stderr)
     return Run(command, seconds, proc.returncode, report)
+
+
+def show_failed_logs(stderr: str) -> None:
+    """Print the tail of every failed node's log: the build directory is a temporary one."""
+    for match in re.finditer(r"FAILED (\S+): see (\S+)", stderr):
+        log = Path(match.group(2))
+        if log.is_file():
+            tail = log.read_text(errors="replace").splitlines()[-40:]
+            print(f"--- {match.group(1)}: last lines of {log}", *tail, sep="\n", file=sys.stderr)
 
 
 def forget_images() -> None:
     """Remove every guestforge image and the engine's build cache, so the next build is cold."""
     ids = subprocess.run(["docker", "images", "-q", "--filter", "label=io.guestforge.key"], capture_output=True,
                          text=True, check=True).stdout.split()
+    listing = subprocess.run(["docker", "images", "--format", "{{.Repository}} {{.ID}}"], capture_output=True,
+                             text=True, check=True).stdout.split("\n")
+    ids += [line.split()[1] for line in listing if line.startswith("guestforge/")]
     if ids:
         subprocess.run(["docker", "rmi", "-f", *sorted(set(ids))], capture_output=True, check=False)
     subprocess.run(["docker", "builder", "prune", "-af"], capture_output=True, check=False)

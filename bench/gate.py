@@ -42,6 +42,14 @@ def redone(run: Run) -> list[str]:
     return sorted(n["node"] for n in run.nodes("built", "verified", "pulled", "failed"))
 
 
+def seconds_by_kind(run: Run) -> str:
+    """Where a step's time went: summed node seconds per node kind (nodes overlap under --jobs)."""
+    totals: dict[str, float] = {}
+    for n in run.nodes("built", "verified", "pulled", "failed"):
+        totals[n["kind"]] = totals.get(n["kind"], 0.0) + float(n.get("seconds") or 0)
+    return ", ".join(f"{kind} {sec:.1f}s" for kind, sec in sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="oci", choices=["oci", "vm", "baremetal"])
@@ -81,6 +89,7 @@ def main() -> int:
               f"datastore nodes redone: {len([n for n in redone(agent) if n.startswith('datastore:')])}, "
               f"datastore layers rebuilt: {layers_rebuilt}")
         print(f"   redone: {', '.join(redone(agent))}")
+        print(f"   node seconds by kind: {seconds_by_kind(agent)}")
         others = [n for n in redone(version) if CHANGED_CELL not in n]
         print(f"4. one version changed  {version.seconds:8.1f} s   {len(redone(version))} nodes redone, "
               f"{len(others)} outside {CHANGED_CELL}")

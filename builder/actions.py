@@ -68,6 +68,9 @@ class AgentTreeAction(FileAction):
         return {**tree.as_dict(), "path": str(final), "size": final.stat().st_size}
 
 
+SIDECAR_BASE = "guestforge/agent:sidecar-base"
+
+
 class AgentImageAction(ImageAction):
     """The agent sidecar: a small image for the agent's user and runtime config, plus the tree layer."""
 
@@ -75,12 +78,13 @@ class AgentImageAction(ImageAction):
         ref, moving = image_ref(step.node.id, step.key)
         text = render("agent.Containerfile.j2", {"base_image": step.parent("base")["ref"], **step.node.values},
                       CONTAINER_SPECS)
-        pre = self.engine.build({"Containerfile": text.encode()}, f"{ref}-pre", step.log)
+        # The sidecar's own part stays tagged: an agent change then finds it in the engine's build
+        # cache and costs the layer append only, not another apt install.
+        pre = self.engine.build({"Containerfile": text.encode()}, SIDECAR_BASE, step.log)
         tree = step.parent("agent-tree")
         result = append_layer(self.engine, pre, Path(tree["path"]), ref, step.log,
                               labels={KEY_LABEL: step.key}, comment=f"guestforge agent layer {tree.get('version')}",
                               diff_id=tree["diff_id"])
-        self.engine.remove(f"{ref}-pre")
         return self._artifact(step, ref, moving, result.image_id, agent_layer=result.diff_id)
 
 

@@ -226,7 +226,9 @@ class Declarer:
     def verify_allinone(self, cell: Cell) -> str:
         return self._verify(
             f"verify-aio:{cell.name}", f"{cell.name} verify all-in-one image", cell,
-            (self.allinone(cell), self.datastore(cell), self.agent_tree(), self.debug()),
+            # The agent and datastore suites scanned the two halves; this one checks how they join.
+            (self.allinone(cell), self.datastore(cell), self.agent_tree(), self.debug(),
+             self.verify_agent(), self.verify_datastore(cell)),
             {"cell": cell_values(cell), "agent": agent_values(self.matrix.agent)}, ("test_allinone.py",),
             ("__init__.py", "test_agent.py", "test_image_hygiene.py"), ("builder/agent/config.py",),
         )

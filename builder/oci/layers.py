@@ -5,7 +5,7 @@ stamp fresh directory metadata, so the "same" agent layer would differ per cell.
 Instead we stream ``docker save`` of the base image, add our deterministic tar
 as the top layer, extend the config (diff_ids, history, labels) and ``docker
 load`` the result: the layer's diff_id is the tarball's sha256 in every image,
-and the base image's layers are reused, not rebuilt.
+and the base image's layers are reused, not rebuilt (nor sent back to the engine).
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ def rewrite_archive(source: IO[bytes], sink: IO[bytes], layer_tar: Path, diff_id
                 fobj = src.extractfile(member)
                 assert fobj is not None
                 held[member.name] = fobj.read()
-            elif member.name == "repositories":
+            elif member.name == "repositories" or member.name.endswith("/layer.tar"):
+                # The base's layers are in the engine already (it just saved them), and docker load
+                # reads a layer file only for a chain it does not have: sending them again would
+                # cost a write of the whole base to the engine's temporary directory per image.
                 continue
             else:
                 out.addfile(member, src.extractfile(member) if member.isfile() else None)
