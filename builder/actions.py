@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import replace
 from collections.abc import Mapping
@@ -63,7 +64,11 @@ class AgentTreeAction(FileAction):
         final = self.artifacts / "agent" / f"agent-tree-{short(step.key)}.tar"
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_suffix(".tmp")
-        shutil.copyfile(tree.path, tmp)
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(tree.path, tmp)          # same file system: no 280 MB copy (a rebuild replaces, never rewrites)
+        except OSError:
+            shutil.copyfile(tree.path, tmp)
         tmp.replace(final)  # complete or absent, never half-written
         return {**tree.as_dict(), "path": str(final), "size": final.stat().st_size}
 
@@ -73,6 +78,10 @@ SIDECAR_BASE = "guestforge/agent:sidecar-base"
 
 class AgentImageAction(ImageAction):
     """The agent sidecar: a small image for the agent's user and runtime config, plus the tree layer."""
+
+    def __init__(self, engine: Engine, config_cache: Path | None = None):
+        super().__init__(engine)
+        self.config_cache = config_cache
 
     def run(self, step: Step) -> dict[str, Any]:
         ref, moving = image_ref(step.node.id, step.key)
@@ -84,7 +93,7 @@ class AgentImageAction(ImageAction):
         tree = step.parent("agent-tree")
         result = append_layer(self.engine, pre, Path(tree["path"]), ref, step.log,
                               labels={KEY_LABEL: step.key}, comment=f"guestforge agent layer {tree.get('version')}",
-                              diff_id=tree["diff_id"])
+                              diff_id=tree["diff_id"], config_cache=self.config_cache)
         return self._artifact(step, ref, moving, result.image_id, agent_layer=result.diff_id)
 
 
@@ -118,6 +127,7 @@ class PodAction(FileAction):
 
 def all_actions(engine: Engine, build_dir: Path) -> dict[str, Action]:
     artifacts = build_dir / "artifacts"
+    configs = build_dir / "work" / "image-configs"
     from builder.verify.steps import verification_actions
     from builder.vm.steps import vm_actions
 
@@ -130,8 +140,8 @@ def all_actions(engine: Engine, build_dir: Path) -> dict[str, Action]:
         "upstream": UpstreamAction(engine),
         "exporter": TemplateAction(engine, "exporter.Containerfile.j2"),
         "agent-tree": AgentTreeAction(engine, artifacts),
-        "agent-image": AgentImageAction(engine),
-        "aio": AllInOneAction(engine),
+        "agent-image": AgentImageAction(engine, configs),
+        "aio": AllInOneAction(engine, configs),
         "pod": PodAction(artifacts),
         **verification_actions(build_dir),
     }

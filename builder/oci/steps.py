@@ -113,12 +113,17 @@ class TemplateAction(ImageAction):
 class AllInOneAction(ImageAction):
     """Datastore image + the agent tree as one top layer (the same blob in every cell)."""
 
+    def __init__(self, engine: Engine, config_cache: Path | None = None):
+        super().__init__(engine)
+        self.config_cache = config_cache   # base configs by image ID (builder.oci.layers)
+
     def run(self, step: Step) -> dict[str, Any]:
         datastore, tree = step.parent("datastore"), step.parent("agent-tree")
         ref, moving = image_ref(step.node.id, step.key)
         labels = {**step.node.values["labels"], KEY_LABEL: step.key, "io.guestforge.agent.layer": tree["diff_id"]}
         result = append_layer(self.engine, datastore["ref"], Path(tree["path"]), ref, step.log, labels=labels,
-                              comment=f"guestforge agent layer {tree.get('version', '')}", diff_id=tree["diff_id"])
+                              comment=f"guestforge agent layer {tree.get('version', '')}", diff_id=tree["diff_id"],
+                              config_cache=self.config_cache)
         return self._artifact(step, ref, moving, result.image_id, agent_layer=result.diff_id)
 
 
