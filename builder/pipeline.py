@@ -26,8 +26,8 @@ VERIFY_CODE = ("builder/verify/pod.py", "builder/verify/runner.py", "builder/ver
                "tests/infra/conftest.py")
 
 
-VM_CODE = ("builder/vm/dib.py", "builder/vm/images.py", "builder/vm/assemble.py", "builder/vm/manifest.py",
-           "builder/vm/steps.py", "builder/oci/rootfs.py")
+VM_CODE = ("builder/vm/dib.py", "builder/vm/images.py", "builder/vm/assemble.py", "builder/vm/gpt.py",
+           "builder/vm/manifest.py", "builder/vm/steps.py", "builder/oci/rootfs.py")
 VM_TOOLS = ("diskimage-builder", "qemu-img", "libguestfs")
 VM_TARGETS = ("vm", "baremetal")
 

@@ -7,8 +7,8 @@ Ironic deploys. Here it becomes a GPT disk that boots under BIOS and UEFI:
     p2  EFI system partition (FAT, GRUB for UEFI at the removable path EFI/BOOT/BOOTX64.EFI)
     p3  root (the filesystem image, copied block for block; last, so cloud-init can grow it)
 
-The host lays out the partition table (``sfdisk`` on the file) and copies the filesystem in (``e2image``
-copies only used blocks, at the partition's offset). Once per guest base, libguestfs (TCG forced) formats the
+The host writes the partition table (``builder.vm.gpt``) and copies the filesystem in (``e2image`` copies
+only used blocks, at the partition's offset). Once per guest base, libguestfs (TCG forced) formats the
 ESP, installs GRUB for both firmwares from the image's own GRUB packages and writes ``grub.cfg`` -- the only
 steps that need a kernel that sees partitions. Every cell of that base reuses the result: the disk's head
 (MBR boot code, BIOS boot partition, ESP) and ``/boot/grub``, since its root filesystem has the same UUID.
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from builder.vm import gpt
+from builder.vm.gpt import Partition
 from builder.vm.hostcaps import GUESTFS_ENV
 from builder.run import output, run
 
@@ -43,15 +45,10 @@ class Layout:
     root_size: int
     disk_size: int
 
-    def sfdisk_script(self) -> str:
-        def part(start: int, size: int, guid: str, name: str) -> str:
-            return f"start={start // SECTOR}, size={size // SECTOR}, type={guid}, name={name}"
-        return "\n".join([
-            "label: gpt",
-            part(self.bios_start, self.bios_size, BIOS_BOOT_GUID, "bios-boot"),
-            part(self.esp_start, self.esp_size, ESP_GUID, "esp"),
-            part(self.root_start, self.root_size, LINUX_GUID, "root"),
-        ]) + "\n"
+    def partitions(self) -> list[Partition]:
+        return [Partition(self.bios_start, self.bios_size, BIOS_BOOT_GUID, "bios-boot"),
+                Partition(self.esp_start, self.esp_size, ESP_GUID, "esp"),
+                Partition(self.root_start, self.root_size, LINUX_GUID, "root")]
 
 
 def _round_up(n: int, unit: int = MIB) -> int:
@@ -101,9 +98,12 @@ def _write_disk(fs_image: Path, disk: Path, lay: Layout, log: Path) -> None:
     disk.parent.mkdir(parents=True, exist_ok=True)
     disk.unlink(missing_ok=True)
     run(["e2image", "-ra", "-O", str(lay.root_start), str(fs_image), str(disk)], log=log)
+    head, tail = gpt.table(lay.disk_size, lay.partitions())
     with disk.open("r+b") as f:
         f.truncate(lay.disk_size)
-    run(["sfdisk", "--quiet", "--wipe", "never", str(disk)], input=lay.sfdisk_script().encode(), log=log)
+        f.write(head)
+        f.seek(lay.disk_size - len(tail))
+        f.write(tail)
 
 
 def build_boot_template(fs_image: Path, head: Path, grub_tar: Path, log: Path, esp_mib: int = 100) -> Layout:
@@ -137,7 +137,7 @@ def disk_from_template(head: Path, fs_image: Path, disk: Path, log: Path, esp_mi
         boot_code = src.read(MBR_BOOT_CODE)
         _copy_sparse(src, dst, MIB, lay.root_start)  # after the primary GPT: partitions 1 and 2
         dst.seek(0)
-        dst.write(boot_code)  # sfdisk wrote a fresh protective MBR; GRUB's boot code goes back in
+        dst.write(boot_code)  # the table came with a fresh protective MBR; GRUB's boot code goes back in
     return lay
 
 

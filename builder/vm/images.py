@@ -17,12 +17,14 @@ import shutil
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from builder.errors import BuildError
 from builder.matrix.models import Agent, Target
+from builder.oci.archive import sha256_file
 from builder.oci.rootfs import ResolvedBase
 from builder.plan import Cell
 from builder.run import output, run
@@ -105,7 +107,7 @@ def build_guest_base(base: ResolvedBase, agent: Agent, agent_tarball: Path, work
     head = boot_grub = None
     if assembly == "guestfs":
         head, boot_grub = workdir / "boot-head.raw", workdir / "boot-grub.tar"
-        fs_image = out.with_suffix(".raw")
+        fs_image = _output(out, ".raw")
         try:
             assemble.build_boot_template(fs_image, head, boot_grub, log)
         finally:
@@ -113,7 +115,7 @@ def build_guest_base(base: ResolvedBase, agent: Agent, agent_tarball: Path, work
     packages = dpkg_packages(out.parent / f"{out.name}.d" / "dib-manifests" / f"dib-manifest-dpkg-{out.name}")
     agent_info = {"package": agent.package, "version": agent_version or agent.version,
                   "entrypoint": agent.entrypoint, "venv": agent.venv, "tarball": agent_tarball.name}
-    return GuestBase(key=key, suite=base.suite, assembly=assembly, tree=out.with_suffix(".tar"), fs_uuid=fs_uuid,
+    return GuestBase(key=key, suite=base.suite, assembly=assembly, tree=_output(out, ".tar"), fs_uuid=fs_uuid,
                      packages=packages, agent=agent_info, head=head, boot_grub=boot_grub,
                      seconds=round(time.monotonic() - started, 1))
 
@@ -168,29 +170,43 @@ def build_cell_images(guest_base: GuestBase, cell: Cell, datastore_archive: Path
             "preloaded": preloaded, "packages": guest_base.packages, "inputs": dict(inputs or {}),
         }
         artifacts: dict[Target, ImageArtifact] = {}
-        if "vm" in wanted:
-            qcow2 = outdir / f"{cell.name}.qcow2"
-            assemble.to_qcow2(disk, qcow2, log)
-            manifest = write_manifest(outdir / f"{cell.name}.qcow2.manifest.json",
-                                      image_manifest(target="vm", image=qcow2, image_format="qcow2", files={},
-                                                     **common))
-            artifacts["vm"] = ImageArtifact("vm", qcow2, manifest)
-        if "baremetal" in wanted:
-            files = {"partition": outdir / f"{cell.name}.part.raw", "kernel": outdir / f"{cell.name}.vmlinuz",
-                     "ramdisk": outdir / f"{cell.name}.initrd"}
-            raw = outdir / f"{cell.name}.raw"
-            disk.replace(raw)
-            fs_image.replace(files["partition"])
-            out.with_suffix(".vmlinuz").replace(files["kernel"])
-            out.with_suffix(".initrd").replace(files["ramdisk"])
-            manifest = write_manifest(outdir / f"{cell.name}.raw.manifest.json",
-                                      image_manifest(target="baremetal", image=raw, image_format="raw",
-                                                     files=files, **common))
-            artifacts["baremetal"] = ImageArtifact("baremetal", raw, manifest, files)
+        # Hashing the images (gigabytes) runs beside the qcow2 conversion rather than after it.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            raw_sha = pool.submit(_hex_sha256, disk) if "baremetal" in wanted else None
+            if "vm" in wanted:
+                qcow2 = outdir / f"{cell.name}.qcow2"
+                assemble.to_qcow2(disk, qcow2, log)
+                manifest = write_manifest(outdir / f"{cell.name}.qcow2.manifest.json",
+                                          image_manifest(target="vm", image=qcow2, image_format="qcow2", files={},
+                                                         image_sha256=_hex_sha256(qcow2), **common))
+                artifacts["vm"] = ImageArtifact("vm", qcow2, manifest)
+            if raw_sha is not None:
+                files = {"partition": outdir / f"{cell.name}.part.raw", "kernel": outdir / f"{cell.name}.vmlinuz",
+                         "ramdisk": outdir / f"{cell.name}.initrd"}
+                raw = outdir / f"{cell.name}.raw"
+                sha = raw_sha.result()
+                disk.replace(raw)
+                fs_image.replace(files["partition"])
+                _output(out, ".vmlinuz").replace(files["kernel"])
+                _output(out, ".initrd").replace(files["ramdisk"])
+                manifest = write_manifest(outdir / f"{cell.name}.raw.manifest.json",
+                                          image_manifest(target="baremetal", image=raw, image_format="raw",
+                                                         files=files, image_sha256=sha, **common))
+                artifacts["baremetal"] = ImageArtifact("baremetal", raw, manifest, files)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds = round(time.monotonic() - started, 1)
     return {t: ImageArtifact(a.target, a.image, a.manifest, a.files, seconds) for t, a in artifacts.items()}
+
+
+def _output(out: Path, extension: str) -> Path:
+    """DIB's output ``out`` + ``extension``: ``mariadb-10.11`` -> ``mariadb-10.11.raw`` (``with_suffix``
+    would take ``.11`` for a suffix and give ``mariadb-10.raw``)."""
+    return out.with_name(out.name + extension)
+
+
+def _hex_sha256(path: Path) -> str:
+    return sha256_file(path).split(":", 1)[1]
 
 
 def _cell_guestfs(base: GuestBase, env: dict[str, str], out: Path, work: Path, log: Path) -> tuple[Path, Path]:
@@ -201,7 +217,7 @@ def _cell_guestfs(base: GuestBase, env: dict[str, str], out: Path, work: Path, l
     job = dib.DibJob(("guestforge-base-tree", "guestforge-datastore", "baremetal"), ("raw",), out, env=env,
                      no_base=True, block_device=dib.tree_block_device(base.fs_uuid))
     dib.disk_image_create(job, work, log)
-    fs_image = out.with_suffix(".raw")
+    fs_image = _output(out, ".raw")
     disk = work / "disk.raw"
     assemble.disk_from_template(base.head, fs_image, disk, log)
     return disk, fs_image
@@ -214,7 +230,7 @@ def _cell_dib(base: GuestBase, env: dict[str, str], out: Path, work: Path, log: 
     job = dib.DibJob(("guestforge-base-tree", "guestforge-datastore", "vm", "block-device-efi", "bootloader",
                       "baremetal"), ("raw",), out, env=env, no_base=True, block_device=None)
     dib.disk_image_create(job, work, log)
-    disk = out.with_suffix(".raw")
+    disk = _output(out, ".raw")
     fs_image = work / "root.raw"
     table = json.loads(output(["sfdisk", "--json", str(disk)], log=log))["partitiontable"]
     root = next(p for p in table["partitions"] if p["type"].upper() == assemble.LINUX_GUID)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,15 +17,8 @@ def dpkg_packages(dib_manifest: Path) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pkgs))
 
 
-def sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def image_manifest(*, cell: str, target: str, image: Path, image_format: str, files: Mapping[str, Path],
+def image_manifest(*, cell: str, target: str, image: Path, image_sha256: str, image_format: str,
+                   files: Mapping[str, Path],
                    guest_base: Mapping[str, Any], agent: Mapping[str, str],
                    preloaded: Sequence[Mapping[str, str]], packages: Sequence[tuple[str, str]],
                    inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -35,7 +27,7 @@ def image_manifest(*, cell: str, target: str, image: Path, image_format: str, fi
         "schema": SCHEMA,
         "cell": cell,
         "target": target,
-        "image": {"file": image.name, "format": image_format, "sha256": sha256(image),
+        "image": {"file": image.name, "format": image_format, "sha256": image_sha256,
                   "bytes": image.stat().st_size},
         "files": {role: path.name for role, path in sorted(files.items())},
         "guest_base": dict(sorted(guest_base.items())),

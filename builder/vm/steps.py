@@ -11,6 +11,7 @@ import json
 import shutil
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +102,10 @@ class GuestImageAction:
         datastore, exporter = step.parent("datastore"), step.parent("exporter")
         outdir = self.artifacts / cell.name
         try:
-            ds_archive = self._save(datastore["ref"], step.workdir / "datastore.tar")
-            ex_archive = self._save(exporter["ref"], step.workdir / "exporter.tar")
+            with ThreadPoolExecutor(max_workers=2) as pool:  # two exports at once: the engine streams both
+                saving = [pool.submit(self._save, image["ref"], step.workdir / f"{role}.tar")
+                          for role, image in (("datastore", datastore), ("exporter", exporter))]
+                ds_archive, ex_archive = (f.result() for f in saving)
             built = build_cell_images(guest_base_from(step.parent("guest-base")), cell, ds_archive, ex_archive,
                                       v["targets"], outdir, step.log, inputs={"key": step.key})
         finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ import yaml
 
 from builder.matrix.models import Agent
 from builder.oci.rootfs import ResolvedBase
-from builder.vm import assemble, boot, dib, seed
+from builder.vm import assemble, boot, dib, gpt, seed
 from builder.vm.images import fs_uuid_for
 from builder.vm.runtime import RuntimeFile
 
@@ -27,12 +29,36 @@ def test_layout_is_aligned_and_ordered() -> None:
     assert assemble.layout(10 * MIB).root_start == lay.root_start
 
 
-def test_sfdisk_script() -> None:
-    script = assemble.layout(64 * MIB).sfdisk_script().splitlines()
-    assert script[0] == "label: gpt"
-    assert "start=2048, size=2048, type=21686148-6449-6E6F-744E-656564454649" in script[1]
-    assert "type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B" in script[2]
-    assert script[3].startswith(f"start={assemble.layout(1).root_start // 512}, size={64 * MIB // 512}")
+def test_gpt_matches_the_layout_and_is_deterministic(tmp_path: Path) -> None:
+    lay = assemble.layout(64 * MIB)
+    head, tail = gpt.table(lay.disk_size, lay.partitions())
+    assert len(head) == 34 * 512 and len(tail) == 33 * 512
+    assert head[510:512] == b"\x55\xaa" and head[450] == 0xEE  # protective MBR
+    assert head[512:520] == b"EFI PART" and tail[-512:-504] == b"EFI PART"
+    assert (head, tail) == gpt.table(lay.disk_size, lay.partitions())
+    disk = tmp_path / "disk.raw"
+    with disk.open("wb") as f:
+        f.truncate(lay.disk_size)
+        f.write(head)
+        f.seek(lay.disk_size - len(tail))
+        f.write(tail)
+    # sfdisk reads it back: checksums, both headers, every partition where the layout put it.
+    verify = subprocess.run(["sfdisk", "--verify", str(disk)], capture_output=True, text=True)
+    assert verify.returncode == 0 and "no errors detected" in verify.stdout.lower() and not verify.stderr, \
+        verify.stdout + verify.stderr  # sfdisk reports a corrupt primary or backup table on stderr
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], check=True, capture_output=True,
+                                      text=True).stdout)["partitiontable"]
+    assert table["label"] == "gpt"
+    assert [(p["start"], p["size"], p["type"], p["name"]) for p in table["partitions"]] == [
+        (2048, 2048, assemble.BIOS_BOOT_GUID, "bios-boot"),
+        (4096, 100 * 2048, assemble.ESP_GUID, "esp"),
+        (lay.root_start // 512, 64 * 2048, assemble.LINUX_GUID, "root")]
+
+
+def test_gpt_refuses_partitions_outside_the_disk() -> None:
+    lay = assemble.layout(64 * MIB)
+    with pytest.raises(ValueError, match="does not fit"):
+        gpt.table(lay.disk_size - MIB, lay.partitions())
 
 
 def test_guestfish_installs_both_firmwares(tmp_path: Path) -> None:
@@ -49,6 +75,35 @@ def test_copy_sparse_skips_zeroes(tmp_path: Path) -> None:
     with src.open("rb") as s, dst.open("r+b") as d:
         assemble._copy_sparse(s, d, 0, 3 * MIB)
     assert dst.read_bytes() == src.read_bytes()
+
+
+def test_disk_from_template_holds_head_table_and_filesystem(tmp_path: Path) -> None:
+    """Real e2image and sfdisk on small files: the head's boot code, a valid GPT (primary and backup) and
+    the root filesystem at its partition's offset."""
+    fs, head, disk, log = tmp_path / "root.ext4", tmp_path / "head.raw", tmp_path / "disk.raw", tmp_path / "log"
+    with fs.open("wb") as f:
+        f.truncate(16 * MIB)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "gf-test", str(fs)], check=True)
+    lay = assemble.layout(16 * MIB)
+    with head.open("wb") as f:
+        f.write(b"\xeb\x63GRUB-CODE".ljust(440, b"\x90"))
+        f.seek(lay.esp_start)
+        f.write(b"ESP-CONTENT")
+        f.truncate(lay.root_start)
+    assemble.disk_from_template(head, fs, disk, log)
+    assert disk.stat().st_size == lay.disk_size
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], check=True, capture_output=True,
+                                      text=True).stdout)["partitiontable"]
+    assert [(p["start"] * 512, p["size"] * 512) for p in table["partitions"]] == \
+        [(lay.bios_start, lay.bios_size), (lay.esp_start, lay.esp_size), (lay.root_start, lay.root_size)]
+    verify = subprocess.run(["sfdisk", "--verify", str(disk)], capture_output=True, text=True)
+    assert verify.returncode == 0 and "no errors detected" in verify.stdout.lower() and not verify.stderr, \
+        verify.stdout + verify.stderr
+    data = disk.read_bytes()
+    assert data[:11] == b"\xeb\x63GRUB-CODE" and data[510:512] == b"\x55\xaa"
+    assert data[lay.esp_start:lay.esp_start + 11] == b"ESP-CONTENT"
+    assert data[lay.root_start + 1080:lay.root_start + 1082] == b"\x53\xef"  # ext4 superblock magic
+    assert data[-512:-504] == b"EFI PART"  # the backup GPT header, in the last sector
 
 
 def test_base_env_from_resolved_base() -> None:

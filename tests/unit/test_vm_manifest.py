@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from builder.errors import BuildError
+from builder.oci.archive import sha256_file
 from builder.vm.manifest import dpkg_packages, image_manifest, write_manifest
 from builder.vm.preload import read_archive
 
@@ -56,6 +57,7 @@ def test_image_manifest_is_deterministic(tmp_path: Path) -> None:
     image = tmp_path / "c.qcow2"
     image.write_bytes(b"image")
     kwargs = dict(cell="postgresql-15", target="vm", image=image, image_format="qcow2", files={},
+                  image_sha256=sha256_file(image).split(":", 1)[1],
                   guest_base={"suite": "bookworm", "key": "k"}, agent={"version": "26.0.0"},
                   preloaded=[{"role": "exporter", "ref": "e:1", "id": "sha256:2"},
                              {"role": "datastore", "ref": "d:1", "id": "sha256:1"}],
