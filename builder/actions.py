@@ -128,11 +128,13 @@ class PodAction(FileAction):
 def all_actions(engine: Engine, build_dir: Path) -> dict[str, Action]:
     artifacts = build_dir / "artifacts"
     configs = build_dir / "work" / "image-configs"
+    from builder.publish.actions import publish_actions
     from builder.verify.steps import verification_actions
     from builder.vm.steps import vm_actions
 
     return {
         **vm_actions(engine, build_dir),
+        **publish_actions(engine, build_dir),
         "base": BaseAction(engine),
         "debug": TemplateAction(engine, "debug.Containerfile.j2"),
         "datastore": TemplateAction(engine, "datastore.Containerfile.j2",

@@ -29,6 +29,8 @@ VERIFY_CODE = ("builder/verify/pod.py", "builder/verify/runner.py", "builder/ver
 VM_CODE = ("builder/vm/dib.py", "builder/vm/images.py", "builder/vm/assemble.py", "builder/vm/gpt.py",
            "builder/vm/manifest.py", "builder/vm/steps.py", "builder/oci/rootfs.py")
 VM_TOOLS = ("diskimage-builder", "qemu-img", "libguestfs")
+PUBLISH_CODE = ("builder/publish/actions.py", "builder/publish/refs.py", "builder/cache/oci_client.py",
+                "builder/oci/engine.py")
 VM_TARGETS = ("vm", "baremetal")
 
 
@@ -279,6 +281,28 @@ class Declarer:
             kind="verify-boot",
         )
 
+    # -- publishing -----------------------------------------------------------------------------
+    def publish(self, cell: Cell, target: Target, registry: tuple[str, str]) -> str:
+        """Push the cell's ``target`` artifacts to ``registry`` (host, prefix); its verifications are parents,
+        so nothing unverified is pushed."""
+        values = {"registry": registry[0], "prefix": registry[1]}
+        if target == "oci":
+            return self.add(Node(
+                id=f"publish-oci:{cell.name}", kind="publish-oci", title=f"{cell.name} publish OCI images",
+                cell=cell.name, targets=frozenset(["oci"]),
+                parents=(self.datastore(cell), self.allinone(cell), self.exporter(cell.exporter_name),
+                         self.agent_image(), self.pod(cell), self.verify_datastore(cell), self.verify_agent(),
+                         self.verify_allinone(cell)),
+                values=values, files=PUBLISH_CODE, tools=("docker",),
+            ))
+        checks = (self.verify_guest_image(cell, target), *([self.boot(cell)] if target == "vm" else []))
+        return self.add(Node(
+            id=f"publish-{target}:{cell.name}", kind="publish-disk", title=f"{cell.name} publish {target} image",
+            cell=cell.name, targets=frozenset([target]), parents=(self.guest_images(cell), *checks),
+            values={**values, "target": target, "datastore": cell.datastore, "version": cell.version},
+            files=PUBLISH_CODE,
+        ))
+
     # -- selection ------------------------------------------------------------------------------
     def oci(self, cell: Cell, verify: bool) -> list[str]:
         wanted = [self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image(),
@@ -289,13 +313,17 @@ class Declarer:
 
 
 def declare(matrix: Matrix, cells: Iterable[Cell], targets: Iterable[Target], tree: Tree, host: HostInputs,
-            verify: bool) -> tuple[list[Node], list[str]]:
-    """All nodes needed for ``targets`` of ``cells`` and the ids the command asks for."""
+            verify: bool, publish: tuple[str, str] | None = None) -> tuple[list[Node], list[str]]:
+    """All nodes needed for ``targets`` of ``cells`` and the ids the command asks for; with ``publish``
+    (registry host, prefix), the verified artifacts are pushed there too."""
     decl = Declarer(matrix, tree, host)
     wanted: list[str] = []
     for cell in cells:
         for target in targets:
             if target not in cell.targets:
+                continue
+            if publish is not None:
+                wanted.append(decl.publish(cell, target, publish))
                 continue
             if target == "oci":
                 wanted += decl.oci(cell, verify)

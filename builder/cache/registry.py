@@ -18,7 +18,7 @@ from typing import Any
 from builder.errors import ToolError
 from builder.graph.model import Node
 from builder.oci.engine import Engine
-from builder.cache.oci_client import MANIFEST, Registry
+from builder.cache.oci_client import Registry, parse_location
 
 RECORD_TYPE = "application/vnd.guestforge.record.v1+json"
 FILE_TYPE = "application/octet-stream"
@@ -35,9 +35,8 @@ def _file_fields(artifact: Mapping[str, Any]) -> dict[str, str]:
 
 class RegistryCache:
     def __init__(self, location: str, engine: Engine, build_dir: Path):
-        host, _, prefix = location.partition("/")
-        self.host, self.prefix = host, prefix.strip("/") or "guestforge-cache"
-        self.registry = Registry(host)
+        self.host, self.prefix = parse_location(location, "--cache-registry", "guestforge-cache")
+        self.registry = Registry(self.host)
         self.registry.ping()
         self.engine, self.build_dir = engine, build_dir.resolve()
 
@@ -60,28 +59,16 @@ class RegistryCache:
         repo = self._repo(node)
         if "ref" in artifact and "id" in artifact:
             remote = f"{self.host}/{repo}:{key}"
-            self.engine.tag(str(artifact["id"]), remote)
-            for line in self.engine.api.push(f"{self.host}/{repo}", tag=key, stream=True, decode=True):
-                if "error" in line:
-                    raise ToolError(f"push of {remote} failed: {line['error']}")
-            self.engine.api.remove_image(remote, noprune=True)
+            self.engine.push(str(artifact["id"]), remote, log)
             self._log(log, f"pushed {remote}")
         layers = []
-        record = dict(artifact)
         for field, value in _file_fields(artifact).items():
             path = Path(value)
-            digest, size = self.registry.put_blob(repo, path)
             rel = str(path.resolve().relative_to(self.build_dir)) if path.resolve().is_relative_to(
                 self.build_dir) else path.name
-            layers.append({"mediaType": FILE_TYPE, "digest": digest, "size": size,
-                           "annotations": {"io.guestforge.field": field, "io.guestforge.path": rel}})
-        config = json.dumps({"node": node.id, "kind": node.kind, "artifact": record}, sort_keys=True).encode()
-        config_digest, config_size = self.registry.put_blob(repo, config)
-        self.registry.put_manifest(repo, f"{key}.record", {
-            "schemaVersion": 2, "mediaType": MANIFEST, "artifactType": RECORD_TYPE,
-            "config": {"mediaType": RECORD_TYPE, "digest": config_digest, "size": config_size},
-            "layers": layers,
-        })
+            layers.append((path, FILE_TYPE, {"io.guestforge.field": field, "io.guestforge.path": rel}))
+        config = json.dumps({"node": node.id, "kind": node.kind, "artifact": artifact}, sort_keys=True).encode()
+        self.registry.put_artifact(repo, [f"{key}.record"], RECORD_TYPE, config, layers)
         self._log(log, f"stored record {self.host}/{repo}:{key}.record")
 
     # -- fetch --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from builder.actions import all_actions
 from builder.cli.context import CliContext
+from builder.cache.oci_client import parse_location
 from builder.cli.options import graph_options
 from builder.errors import GuestforgeError, RunFailed
 from builder.oci.engine import Engine
@@ -17,10 +18,10 @@ from builder.session import Options, RunResult, declare_graph, pick, run_graph
 
 
 def execute(obj: CliContext, command: str, selectors: tuple[str, ...], target: str | None, build_dir: Path,
-            jobs: int, force: bool, cache_registry: str | None) -> RunResult:
+            jobs: int, force: bool, cache_registry: str | None, publish: tuple[str, str] | None = None) -> RunResult:
     matrix = obj.matrix()
     cells, targets = pick(matrix, selectors, target)  # type: ignore[arg-type]
-    graph, wanted = declare_graph(matrix, cells, targets, verify=command == "verify")
+    graph, wanted = declare_graph(matrix, cells, targets, verify=command in ("verify", "publish"), publish=publish)
     if not wanted:
         raise GuestforgeError(f"nothing to {command}: the selected cells want none of {', '.join(targets)}")
     options = Options(build_dir=build_dir, jobs=jobs, force=force, cache_registry=cache_registry)
@@ -72,4 +73,31 @@ def verify(obj: CliContext, /, **kwargs: Any) -> None:
     finish(execute(obj, "verify", **kwargs))
 
 
-COMMANDS = [build, verify]
+@click.command(epilog="""\b
+Examples:
+  guestforge publish --registry 127.0.0.1:5000/dbaas --target oci postgresql-15
+  guestforge publish --registry registry.example.internal/guestforge 'mariadb-*'
+  guestforge publish --registry 127.0.0.1:5000/dbaas --target vm postgresql-15   # qcow2 as an OCI artifact
+""")
+@click.option("--registry", required=True, metavar="HOST[:PORT]/PREFIX",
+              help="Where to push (the engine's credentials for that host apply).")
+@graph_options
+@click.pass_obj
+def publish(obj: CliContext, /, registry: str, **kwargs: Any) -> None:
+    """Verify the selected cells (skipping what already passed), then push what passed to a registry.
+
+    OCI: the datastore, all-in-one, exporter and agent images under their local names, and the cell's
+    pod spec pinned to them by digest (build/artifacts/CELL/pod.published.yaml). vm and baremetal: the
+    disk files as an OCI artifact (HOST/PREFIX/DATASTORE:VERSION-TARGET). A cell that fails its
+    verification is not pushed; the others are.
+    """
+    location = parse_location(registry, "--registry", "guestforge")
+    result = execute(obj, "publish", publish=location, **kwargs)
+    for outcome in result.outcomes.values():
+        if outcome.ok and outcome.node_id.startswith("publish-"):
+            pushed = outcome.artifact.get("images", {}).values() or [outcome.artifact]
+            click.echo("\n".join(f"{outcome.node_id}: {p['pinned']}" for p in pushed))
+    finish(result)
+
+
+COMMANDS = [build, verify, publish]

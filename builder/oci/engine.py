@@ -97,6 +97,26 @@ class Engine:
             raise BuildError(f"docker import of {tar} produced no image", str(log))
         return str(image.id)
 
+    def push(self, image_id: str, ref: str, log: Path) -> str:
+        """Tag ``image_id`` as ``ref`` (``HOST/REPO:TAG``), push it, drop the tag; return the manifest digest."""
+        repo, _, tag = ref.rpartition(":")
+        self.api.tag(image_id, repo, tag)
+        digest = None
+        try:
+            with log.open("a") as out:
+                out.write(f"\n$ docker push {ref}\n")
+                for line in self.api.push(repo, tag=tag, stream=True, decode=True):
+                    if "error" in line:
+                        raise ToolError(f"push of {ref} failed: {line['error']}")
+                    if line.get("status") not in (None, "Pushing"):  # per-layer outcomes, not progress
+                        out.write(f"{line.get('id', '')} {line['status']}\n".lstrip())
+                    digest = line.get("aux", {}).get("Digest", digest)
+        finally:
+            self.api.remove_image(ref, noprune=True)
+        if digest is None:
+            raise ToolError(f"push of {ref} reported no digest (log: {log})")
+        return str(digest)
+
     def save(self, ref: str, out: IO[bytes]) -> None:
         for chunk in self.api.get_image(ref, chunk_size=1 << 20):
             out.write(chunk)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 from pathlib import Path
 
 import pytest
+import requests
+import yaml
 
 from builder.cache.registry import RegistryCache
 from builder.cli.main import main
@@ -86,3 +89,61 @@ def test_upstream_image_pinned_by_digest(gate: RunResult, registry: str, tmp_pat
     assert result.ok, [(r.node, r.error) for r in result.table if r.error]
     assert result.outcomes["datastore:pgupstream-15"].artifact["upstream"] == f"{repo}@{digest}"
     assert result.outcomes["verify-datastore:pgupstream-15"].status == "verified"
+
+
+def skopeo_raw(ref: str, *flags: str) -> dict[str, object]:
+    out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", *flags, f"docker://{ref}"], check=True,
+                         capture_output=True, text=True).stdout
+    return dict(json.loads(out))
+
+
+def test_publish_pushes_verified_images_and_pins_the_pod(gate: RunResult, gate_dir: Path, registry: str,
+                                                        engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    location = f"{registry}/gftest-pub-{secrets.token_hex(3)}"
+    argv = ["-m", str(ROOT / "matrix.yaml"), "publish", "--registry", location, "--target", "oci",
+            "--build-dir", str(gate_dir), "redis-7.0"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out.split()
+    report = json.loads((gate_dir / "reports" / "latest-publish.json").read_text())
+    status = {r["node"]: r["status"] for r in report["nodes"]}
+    assert status.pop("publish-oci:redis-7.0") == "built"
+    assert set(status.values()) == {"cached"}  # built and verified by the gate: nothing redone
+    pod = yaml.safe_load((gate_dir / "artifacts" / "redis-7.0" / "pod.published.yaml").read_text())
+    images = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
+    local = {"database": gate.outcomes["datastore:redis-7.0"].artifact["id"],
+             "exporter": gate.outcomes["exporter:redis_exporter"].artifact["id"]}
+    assert set(images) == set(local)
+    for name, ref in images.items():
+        assert ref.startswith(f"{location}/") and "@sha256:" in ref and ref in printed
+        manifest = skopeo_raw(ref, "--raw")
+        assert manifest["config"]["digest"] == local[name]  # type: ignore[index]  # the very image verified
+    # The agent layer is one blob in the registry too: the all-in-one image's top layer is the sidecar's.
+    aio, agent = skopeo_raw(f"{location}/redis:7.0-aio", "--raw"), skopeo_raw(f"{location}/agent:latest", "--raw")
+    assert aio["layers"][-1]["digest"] == agent["layers"][-1]["digest"]  # type: ignore[index]
+    # Published already: nothing to do. A registry that lost the images gets them again.
+    assert main(argv) == 0
+    again = json.loads((gate_dir / "reports" / "latest-publish.json").read_text())
+    assert {r["status"] for r in again["nodes"]} == {"cached"}
+    digest = images["database"].split("@", 1)[1]
+    host, _, path = images["database"].split("@", 1)[0].partition("/")
+    requests.delete(f"http://{host}/v2/{path}/manifests/{digest}", timeout=30).raise_for_status()
+    assert main(argv) == 0
+    third = json.loads((gate_dir / "reports" / "latest-publish.json").read_text())
+    assert {r["node"]: r["status"] for r in third["nodes"]}["publish-oci:redis-7.0"] == "built"
+    assert skopeo_raw(images["database"], "--raw")["config"]["digest"] == local["database"]  # type: ignore[index]
+
+
+def test_publish_skips_a_cell_that_failed_and_pushes_the_rest(gate: RunResult, gate_dir: Path, registry: str,
+                                                              tmp_path: Path) -> None:
+    bad = matrix_with(tmp_path, "redis", '"0.0": {base: "debian:bookworm", packages: [redis-server-nonexistent]}')
+    location = f"{registry}/gftest-pub-{secrets.token_hex(3)}"
+    code = main(["-m", str(bad), "publish", "--registry", location, "--target", "oci", "--build-dir", str(gate_dir),
+                 "redis-0.0", "redis-7.0"])
+    assert code == 1
+    status = {r["node"]: r["status"] for r in
+              json.loads((gate_dir / "reports" / "latest-publish.json").read_text())["nodes"]}
+    assert status["publish-oci:redis-0.0"] == "blocked" and status["publish-oci:redis-7.0"] == "built"
+    assert skopeo_raw(f"{location}/redis:7.0")["Digest"]
+    missing = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{location}/redis:0.0"],
+                             capture_output=True, text=True)
+    assert missing.returncode != 0

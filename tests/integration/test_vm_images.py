@@ -9,20 +9,25 @@ then check the outputs. The DIB block-device path runs only where the host has d
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 
+from builder.cache.oci_client import Registry
+from builder.cli.main import main
 from builder.hostenv.apt import host_mirrors
 from builder.matrix import Matrix
 from builder.oci.engine import Engine
 from builder.oci.rootfs import resolve
 from builder.plan import Cell, expand
+from builder.publish.actions import DISK_TYPE
 from builder.run import output
 from builder.session import RunResult
 from builder.vm import hostcaps, images, standin, verify
+from tests.conftest import ROOT
 from tests.integration.conftest import run_oci
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -151,3 +156,23 @@ def test_dib_block_device_path(caps: hostcaps.HostCaps, request: pytest.FixtureR
     spec = verify.image_spec(cell=built.cell.name, flavor=built.cell.flavor, agent=matrix.agent,
                              image_ids=built.refs)
     assert verify.verify_image(artifacts["vm"].image, "qcow2", spec, tmp_path / "verify", tmp_path / "log").passed
+
+
+def test_publish_vm_image_as_an_oci_artifact(built: Built, gate_dir: Path, registry: str) -> None:
+    """The qcow2 and its manifest, pushed after the image suite and the boots passed; pulled back intact."""
+    prefix = f"gftest-vm-{secrets.token_hex(3)}"
+    argv = ["-m", str(ROOT / "matrix.yaml"), "publish", "--registry", f"{registry}/{prefix}", "--target", "vm",
+            "--build-dir", str(gate_dir), CELL]
+    assert main(argv) == 0
+    client, repo = Registry(registry), f"{prefix}/postgresql"
+    manifest = client.manifest(repo, "15-vm")
+    assert manifest is not None and manifest["artifactType"] == DISK_TYPE
+    layers = {layer["annotations"]["org.opencontainers.image.title"]: layer for layer in manifest["layers"]}
+    image_manifest = json.loads(built.files["vm-manifest"].read_text())
+    assert set(layers) == {built.files["vm"].name, built.files["vm-manifest"].name}
+    assert layers[built.files["vm"].name]["digest"] == "sha256:" + image_manifest["image"]["sha256"]
+    assert json.loads(client.get_blob(repo, manifest["config"]["digest"])) == image_manifest
+    pulled = gate_dir / "pulled.qcow2"
+    client.get_blob(repo, layers[built.files["vm"].name]["digest"], pulled)  # checks the digest as it streams
+    assert pulled.stat().st_size == built.files["vm"].stat().st_size
+    pulled.unlink()

@@ -1,0 +1,1 @@
+"""Publishing: push what passed verification to a registry, pinned by digest (matrix -> ... -> publish)."""

@@ -1,0 +1,137 @@
+"""Actions that publish a cell's verified artifacts to a registry.
+
+``publish-oci``: the datastore, all-in-one, exporter and agent images, pushed by the engine under the
+local names (content tag and moving tag), and the cell's pod spec rewritten to run them by digest.
+``publish-disk``: a cell's vm or baremetal files as one OCI artifact, each file a layer titled with its
+name (``oras pull`` writes them back out), the image manifest as config.
+
+A publish node's parents include the verifications of what it pushes, so nothing unverified is pushed
+and a failed cell blocks only its own publish. It exists while the registry still serves every tag at
+the recorded digest: a wiped registry is published again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from builder.cache.oci_client import Registry
+from builder.errors import BuildError
+from builder.graph.execute import Action, Step
+from builder.oci.engine import Engine
+from builder.oci.k8s import check_pod
+from builder.oci.podspec import to_yaml
+from builder.oci.steps import short
+from builder.publish.refs import pin_pod_images, pinned, remote_ref
+
+IMAGE_ROLES = ("datastore", "aio", "exporter", "agent-image")  # parent kinds whose images a cell ships
+DISK_TYPE = "application/vnd.guestforge.disk-image.v1+json"
+DISK_MEDIA = {".qcow2": "application/vnd.guestforge.disk.qcow2", ".raw": "application/vnd.guestforge.disk.raw",
+              ".json": "application/json"}
+
+
+def _split(ref: str) -> tuple[str, str, str]:
+    """``HOST/REPO:TAG`` -> (host, repo, tag)."""
+    host, _, rest = ref.partition("/")
+    repo, _, tag = rest.rpartition(":")
+    return host, repo, tag
+
+
+def _still_there(pushed: Mapping[str, str]) -> bool:
+    """Every ``ref -> digest`` still resolves to that digest in its registry."""
+    registries: dict[str, Registry] = {}
+    for ref, digest in pushed.items():
+        host, repo, tag = _split(ref)
+        registry = registries.setdefault(host, Registry(host))
+        try:
+            if registry.manifest_digest(repo, tag) != digest:
+                return False
+        except Exception:  # noqa: BLE001 - an unreachable registry: publish again (and fail there, loudly)
+            return False
+    return True
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+class PublishImagesAction:
+    serial = False
+
+    def __init__(self, engine: Engine, artifacts: Path):
+        self.engine, self.artifacts = engine, artifacts
+
+    def exists(self, artifact: Mapping[str, Any]) -> bool:
+        return Path(str(artifact.get("path", ""))).is_file() and _still_there(artifact.get("pushed", {}))
+
+    def run(self, step: Step) -> dict[str, Any]:
+        host, prefix = step.node.values["registry"], step.node.values["prefix"]
+        pushed: dict[str, str] = {}  # remote ref -> manifest digest
+        images: dict[str, dict[str, str]] = {}  # role -> ref, digest, pinned
+        by_local: dict[str, str] = {}  # local ref -> pinned remote (for the pod spec)
+        for role in IMAGE_ROLES:
+            local = step.parent(role)
+            refs = [remote_ref(str(local["ref"]), host, prefix), remote_ref(str(local["tag"]), host, prefix)]
+            digests = {ref: self.engine.push(str(local["id"]), ref, step.log) for ref in refs}
+            if len(set(digests.values())) != 1:
+                raise BuildError(f"the registry gave {local['id']} two digests: {digests}", str(step.log))
+            pushed.update(digests)
+            images[role] = {"ref": refs[0], "tag": refs[1], "digest": digests[refs[0]],
+                            "pinned": pinned(refs[0], digests[refs[0]]), "id": str(local["id"])}
+            by_local[str(local["ref"])] = images[role]["pinned"]
+        pod = yaml.safe_load(Path(step.parent("pod")["path"]).read_text())
+        doc = pin_pod_images(pod, by_local)
+        problems = check_pod(doc)
+        if problems:
+            raise BuildError(f"published pod spec is invalid: {'; '.join(problems)}", str(step.log))
+        cell = step.node.cell or "shared"
+        path = _write(self.artifacts / cell / "published" / f"pod-{short(step.key)}.yaml", to_yaml(doc, step.key))
+        _write(self.artifacts / cell / "pod.published.yaml", path.read_text())  # the latest, at a fixed path
+        with step.log.open("a") as out:
+            out.writelines(f"published {i['pinned']} ({i['tag']})\n" for i in images.values())
+        return {"images": images, "pushed": pushed, "path": str(path), "size": path.stat().st_size,
+                "digest": images["datastore"]["digest"]}
+
+
+class PublishDiskAction:
+    serial = False
+
+    def exists(self, artifact: Mapping[str, Any]) -> bool:
+        return _still_there(artifact.get("pushed", {}))
+
+    def run(self, step: Step) -> dict[str, Any]:
+        v = step.node.values
+        target, files = v["target"], step.parent("guest")["files"]
+        roles = ["vm"] if target == "vm" else ["baremetal", "partition", "kernel", "ramdisk"]
+        layers = []
+        for role in roles:
+            path = Path(files[role])
+            layers.append((path, DISK_MEDIA.get(path.suffix, "application/octet-stream"),
+                           {"org.opencontainers.image.title": path.name, "io.guestforge.role": role}))
+        manifest = Path(files[f"{target}-manifest"])
+        layers.append((manifest, DISK_MEDIA[".json"], {"org.opencontainers.image.title": manifest.name,
+                                                        "io.guestforge.role": "manifest"}))
+        config = json.dumps(json.loads(manifest.read_text()), sort_keys=True).encode()
+        host, prefix = v["registry"], v["prefix"]
+        registry = Registry(host)
+        repo = f"{prefix}/{v['datastore']}"
+        tags = [f"{v['version']}-{target}-{short(step.key)}", f"{v['version']}-{target}"]
+        digest = registry.put_artifact(repo, tags, DISK_TYPE, config, layers)
+        ref = f"{host}/{repo}:{tags[0]}"
+        with step.log.open("a") as out:
+            out.write(f"published {pinned(ref, digest)} ({len(layers)} files)\n")
+        return {"ref": ref, "digest": digest, "pinned": pinned(ref, digest),
+                "pushed": {f"{host}/{repo}:{tag}": digest for tag in tags},
+                "uploaded": [str(p) for p, _, _ in layers]}
+
+
+def publish_actions(engine: Engine, build_dir: Path) -> dict[str, Action]:
+    return {"publish-oci": PublishImagesAction(engine, build_dir / "artifacts"), "publish-disk": PublishDiskAction()}
