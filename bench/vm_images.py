@@ -1,101 +1,91 @@
-"""Benchmark the VM / bare-metal path: cold guest base, each cell with the base cached, sizes, boot time.
+"""VM and bare-metal guest images through the build graph: cold guest base, each cell on the cached base, boot.
 
-    .venv/bin/python bench/vm_images.py [--agent-tarball agent-tree.tar] [--datastore ARCHIVE --exporter ARCHIVE]
-                                         [--cells 2] [--boot] [--workdir /var/tmp/gfdev-vm/bench]
+    .venv/bin/python bench/vm_images.py [--cells postgresql-15 mariadb-10.11 redis-7.0] [--boot] [--jobs 2]
 
-Without archives, a stand-in PostgreSQL 15 image and exporter are built from the Debian archive; without an
-agent tarball, a stand-in of the real layout is used. Prints one line per figure.
+Runs ``guestforge`` as a user would, from a copy of the repository into a fresh build directory:
+``build --target oci`` for the cells (their datastore and exporter images and the agent tree are what
+the guests preload; timed apart), then ``build --target vm`` (the guest base of the cells' suite once,
+then each cell's vm + baremetal images on it), then with ``--boot`` ``verify --target vm`` for the first
+cell (image suite, BIOS and UEFI boots). Targets: cold guest base <= 6 min, each cell <= 60 s.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
-import time
+import re
+import sys
+import tempfile
 from pathlib import Path
 
-from builder.hostenv.apt import host_mirrors
-from builder.matrix.loader import load_matrix
-from builder.oci.engine import Engine
-from builder.oci.rootfs import bootstrap, resolve
-from builder.plan import expand
-from builder.vm import boot, hostcaps, images, standin
-from builder.vm.preload import read_archive
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-ROOT = Path(__file__).resolve().parent.parent
-BASE_IMAGE = "gfdev-vm-bench-base:bookworm"
+from bench.common import Run, copy_repo, guestforge, table  # noqa: E402
+from builder.graph.index import Index  # noqa: E402
+from builder.report import human_size  # noqa: E402
+
+BASE_TARGET, CELL_TARGET = 360, 60
 
 
-def mib(n: int) -> str:
-    return f"{n / (1 << 20):.0f} MiB"
+def step_seconds(log: Path) -> list[tuple[str, float]]:
+    """(command, seconds) for every command the cell's log records (``$ cmd`` ... ``# exit after Ns``)."""
+    steps, command = [], ""
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("$ "):
+            command = line[2:].split()[0].rsplit("/", 1)[-1]
+        elif (m := re.match(r"# exit after ([0-9.]+)s", line)) and command:
+            steps.append((command, float(m.group(1))))
+    return steps
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/gfdev-vm/bench"))
-    ap.add_argument("--agent-tarball", type=Path)
-    ap.add_argument("--agent-version")
-    ap.add_argument("--datastore", type=Path)
-    ap.add_argument("--exporter", type=Path)
-    ap.add_argument("--cells", type=int, default=2, help="cell builds on the cached base (same cell, rebuilt)")
-    ap.add_argument("--boot", action="store_true", help="also boot the VM image and time database readiness")
-    args = ap.parse_args()
+def row(run: Run, node: str) -> dict[str, object]:
+    return next((r for r in run.report["nodes"] if r["node"] == node), {})
 
-    work: Path = args.workdir
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    log = work / "bench.log"
-    matrix = load_matrix(ROOT / "matrix.yaml")
-    cell = next(c for c in expand(matrix) if c.name == "postgresql-15")
-    base = resolve("debian:bookworm", matrix.bases["debian:bookworm"], host_mirrors())
 
-    t = time.monotonic()
-    caps = hostcaps.probe(log)
-    choice = hostcaps.choose_assembly(caps)
-    print(f"host: {caps.describe()} -> {choice.path} ({time.monotonic() - t:.0f}s to probe)")
-    print(f"  why: {choice.reason}")
-
-    datastore, exporter = args.datastore, args.exporter
-    if datastore is None or exporter is None:
-        engine = Engine()
-        if engine.image(BASE_IMAGE) is None:
-            bootstrap(base, work / "rootfs.tar", log)
-            engine.import_rootfs(work / "rootfs.tar", BASE_IMAGE, [], log)
-        datastore, exporter = work / "datastore.tar", work / "exporter.tar"
-        for files, ref, out in ((standin.postgres_context(BASE_IMAGE, "15"), "gfdev-vm-bench-postgres:15", datastore),
-                                (standin.exporter_context(BASE_IMAGE), "gfdev-vm-bench-exporter:15", exporter)):
-            engine.build(files, ref, log)
-            with out.open("wb") as f:
-                engine.save(ref, f)
-    agent_tarball = args.agent_tarball or standin.agent_tarball(work / "agent.tar")
-
-    guest_base = images.build_guest_base(base, matrix.agent, agent_tarball, work / "base", log,
-                                         key="bench-bookworm", assembly=choice.path, agent_version=args.agent_version)
-    print(f"cold guest base (bookworm, {choice.path}): {guest_base.seconds:.0f}s, tree {mib(guest_base.tree.stat().st_size)}")
-
-    artifacts = {}
-    for i in range(args.cells):
-        artifacts = images.build_cell_images(guest_base, cell, datastore, exporter, ["vm", "baremetal"],
-                                             work / "out", log, inputs={"bench": str(i)})
-        print(f"cell {cell.name} #{i + 1} with the base cached (vm + baremetal): {artifacts['vm'].seconds:.0f}s")
-    vm, bm = artifacts["vm"], artifacts["baremetal"]
-    print(f"vm image {vm.image.name}: {mib(vm.image.stat().st_size)} (qcow2, uncompressed)")
-    print(f"baremetal whole disk {bm.image.name}: {mib(bm.image.stat().st_size)} apparent, "
-          f"{mib(bm.image.stat().st_blocks * 512)} allocated")
-    part = bm.files["partition"]
-    print(f"baremetal partition image {part.name}: {mib(part.stat().st_size)} apparent, "
-          f"{mib(part.stat().st_blocks * 512)} allocated; kernel + ramdisk "
-          f"{mib(bm.files['kernel'].stat().st_size + bm.files['ramdisk'].stat().st_size)}")
-
-    if args.boot:
-        accel = hostcaps.choose_accel(caps)
-        ids = {"datastore": read_archive(datastore).image_id, "exporter": read_archive(exporter).image_id}
-        for firmware in ("bios", "uefi"):
-            report = boot.boot_and_verify(vm.image, "qcow2", cell, matrix.agent, ids, work / f"boot-{firmware}", log,
-                                          accel=accel, firmware=firmware, run_suite=False)  # type: ignore[arg-type]
-            print(f"boot {firmware}/{accel}: SSH after {report.seconds_to_ssh:.0f}s, "
-                  f"database answering after {report.seconds_to_db_ready:.0f}s")
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cells", nargs="*", default=["postgresql-15", "mariadb-10.11", "redis-7.0"])
+    parser.add_argument("--boot", action="store_true", help="also verify (and boot) the first cell's vm image")
+    parser.add_argument("--jobs", default="2")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gf-vm-bench-", dir="/var/tmp") as tmp:
+        repo, build_dir = copy_repo(Path(tmp) / "repo"), Path(tmp) / "build"
+        oci = guestforge(repo, build_dir, "build", "--target", "oci", "-j", args.jobs, *args.cells)
+        vm = guestforge(repo, build_dir, "build", "--target", "vm", "-j", args.jobs, *args.cells)
+        print(f"\nVM/bare-metal images: {len(args.cells)} cells; their OCI images first: {oci.seconds:.0f}s "
+              f"(exit {oci.exit_code}); vm + baremetal build {vm.seconds:.0f}s (exit {vm.exit_code})")
+        for base in vm.nodes(kind_prefix="guest-base"):
+            seconds = float(base["seconds"])
+            print(f"cold guest base {base['node']}: {seconds:.0f}s "
+                  f"(target <= {BASE_TARGET}s: {'met' if seconds <= BASE_TARGET else 'MISSED'}), "
+                  f"{human_size(base['size'])}")
+        rows = []
+        for cell in args.cells:
+            r = row(vm, f"guest:{cell}")
+            seconds = float(r.get("seconds") or 0)  # type: ignore[arg-type]
+            steps = step_seconds(Path(str(r["log"]))) if r.get("log") else []
+            rows.append([cell, str(r.get("status")), f"{seconds:.1f}s",
+                         "met" if r.get("status") == "built" and seconds <= CELL_TARGET else "MISSED",
+                         human_size(r.get("size")),  # type: ignore[arg-type]
+                         ", ".join(f"{c} {s:.0f}s" for c, s in steps)])
+        print("\neach cell on the cached base (vm qcow2 + baremetal raw, partition image, kernel, ramdisk):")
+        print(table(rows, ["cell", "status", "time", f"<= {CELL_TARGET}s", "allocated", "commands"]))
+        if args.boot:
+            cell = args.cells[0]
+            verify = guestforge(repo, build_dir, "verify", "--target", "vm", "-j", args.jobs, cell)
+            print(f"\nverify --target vm {cell}: {verify.seconds:.0f}s (exit {verify.exit_code}); "
+                  f"image suite {float(row(verify, f'verify-vm:{cell}').get('seconds') or 0):.0f}s")  # type: ignore[arg-type]
+            index = Index(build_dir / "index.sqlite")
+            try:
+                boot = index.latest(f"boot-vm:{cell}")
+            finally:
+                index.close()
+            if boot is not None and boot.ok:
+                for firmware, b in boot.artifact["boots"].items():
+                    print(f"boot {firmware}/{b['accel']}: SSH after {b['seconds_to_ssh']:.0f}s, "
+                          f"database answering after {b['seconds_to_db_ready']:.0f}s")
+            return 0 if verify.exit_code == 0 and vm.exit_code == 0 else 1
+        return 0 if vm.exit_code == 0 else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
