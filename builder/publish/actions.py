@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from builder.cache.oci_client import Registry
+from builder.cache.oci_client import TITLE, Registry
 from builder.errors import BuildError
 from builder.graph.execute import Action, Step
 from builder.oci.engine import Engine
@@ -115,9 +115,9 @@ class PublishDiskAction:
         for role in roles:
             path = Path(files[role])
             layers.append((path, DISK_MEDIA.get(path.suffix, "application/octet-stream"),
-                           {"org.opencontainers.image.title": path.name, "io.guestforge.role": role}))
+                           {TITLE: path.name, "io.guestforge.role": role}))
         manifest = Path(files[f"{target}-manifest"])
-        layers.append((manifest, DISK_MEDIA[".json"], {"org.opencontainers.image.title": manifest.name,
+        layers.append((manifest, DISK_MEDIA[".json"], {TITLE: manifest.name,
                                                         "io.guestforge.role": "manifest"}))
         config = json.dumps(json.loads(manifest.read_text()), sort_keys=True).encode()
         host, prefix = v["registry"], v["prefix"]
