@@ -15,7 +15,7 @@ from pathlib import Path
 from builder.errors import ToolError
 from builder.agent.config import environment as agent_environment
 from builder.matrix.models import Agent
-from builder.oci.rootfs import ResolvedBase
+from builder.oci.rootfs import DPKG_OPTIONS, ResolvedBase
 from builder.paths import ELEMENTS
 from builder.run import run
 
@@ -73,6 +73,12 @@ def base_env(base: ResolvedBase) -> dict[str, str]:
     if base.security:
         env["DIB_DEBIAN_SECURITY_MIRROR"] = base.security
     return env
+
+
+def trim_env(filters: Sequence[str] = DPKG_OPTIONS) -> dict[str, str]:
+    """dpkg path filters for ``guestforge-guest``: the same trimming (docs, man pages, locales) as the OCI
+    bases, so one list decides what no guestforge image carries."""
+    return {"DIB_GUESTFORGE_DPKG_FILTERS": "\n".join(filters)}
 
 
 def agent_env(agent: Agent, tarball: Path) -> dict[str, str]:

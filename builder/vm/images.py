@@ -101,7 +101,7 @@ def build_guest_base(base: ResolvedBase, agent: Agent, agent_tarball: Path, work
     out = workdir / "guest-base"
     types = ("tar", "raw") if assembly == "guestfs" else ("tar",)
     job = dib.DibJob(("guestforge-guest", "guestforge-agent"), types, out,
-                     env={**dib.base_env(base), **dib.agent_env(agent, agent_tarball)},
+                     env={**dib.base_env(base), **dib.trim_env(), **dib.agent_env(agent, agent_tarball)},
                      block_device=dib.tree_block_device(fs_uuid))
     dib.disk_image_create(job, workdir, log)
     head = boot_grub = None

@@ -123,3 +123,26 @@ def test_preload_dockerd_is_isolated() -> None:
     script = (ELEMENTS / "guestforge-datastore" / "post-root.d" / "50-guestforge-preload-images").read_text()
     assert re.search(r"unshare --mount --propagation private --net ", script)
     assert "--bridge none" in script and "--iptables=false" in script
+
+
+def test_guest_trim_removes_what_dpkg_filters_keep_out(tmp_path: Path) -> None:
+    """The post-install trim applies the dpkg filters guestforge passes to files already unpacked:
+    excluded files and the directories they empty go, path-include wins, nothing else is touched."""
+    from builder.oci.rootfs import DPKG_OPTIONS
+    root = tmp_path / "root"
+    files = {"usr/share/doc/bash/copyright": "c", "usr/share/doc/bash/README.gz": "r",
+             "usr/share/doc/bash/examples/x.sh": "x", "usr/share/doc/tzdata/changelog.gz": "l",
+             "usr/share/man/man1/ls.1.gz": "m", "usr/share/locale/de/LC_MESSAGES/bash.mo": "d",
+             "usr/share/locale/locale.alias": "a", "usr/share/zoneinfo/UTC": "z", "usr/bin/bash": "b"}
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    filters = "\n".join(opt.replace("=/", f"={root}/", 1) for opt in DPKG_OPTIONS)
+    script = ELEMENTS / "guestforge-guest" / "post-install.d" / "85-guestforge-trim"
+    result = subprocess.run([str(script)], env={"DIB_GUESTFORGE_DPKG_FILTERS": filters, "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    left = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    assert left == ["usr", "usr/bin", "usr/bin/bash", "usr/share", "usr/share/doc", "usr/share/doc/bash",
+                    "usr/share/doc/bash/copyright", "usr/share/locale", "usr/share/locale/locale.alias",
+                    "usr/share/man", "usr/share/zoneinfo", "usr/share/zoneinfo/UTC"]

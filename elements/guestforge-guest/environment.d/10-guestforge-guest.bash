@@ -1,5 +1,7 @@
 # guestforge-guest defaults; guestforge passes the release and mirrors in.
 export DIB_GUESTFORGE_DATASOURCES=${DIB_GUESTFORGE_DATASOURCES:-"NoCloud, ConfigDrive"}
+# dpkg path filters, one per line (guestforge passes the list its OCI bases use); empty: keep everything.
+export DIB_GUESTFORGE_DPKG_FILTERS=${DIB_GUESTFORGE_DPKG_FILTERS:-}
 export DIB_GUESTFORGE_SERIAL=${DIB_GUESTFORGE_SERIAL:-"ttyS0,115200n8"}
 # Used by DIB's bootloader element on the block-device path.
 export DIB_BOOTLOADER_SERIAL_CONSOLE=${DIB_BOOTLOADER_SERIAL_CONSOLE:-"${DIB_GUESTFORGE_SERIAL}"}

@@ -163,6 +163,14 @@ def test_machine_id_blank(host: Any) -> None:
     assert not machine_id.exists or machine_id.content_string.strip() in ("", "uninitialized")
 
 
+def test_trimmed_like_the_oci_bases(host: Any) -> None:
+    """No docs but copyright files, no man pages, no message catalogues; and dpkg keeps it so."""
+    assert "path-exclude=/usr/share/doc/*" in read(host, "/etc/dpkg/dpkg.cfg.d/guestforge-trim")
+    found = host.run("find /usr/share/doc /usr/share/man /usr/share/locale -type f "
+                     "! -name copyright ! -name locale.alias")
+    assert found.rc == 0 and found.stdout.strip() == "", f"untrimmed files:\n{found.stdout[:2000]}"
+
+
 # -- boot ------------------------------------------------------------------------------------------------------
 def test_serial_console(host: Any) -> None:
     assert "console=ttyS0" in read(host, "/etc/default/grub")
