@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from builder.errors import BuildError
-from builder.graph.execute import Action, Step
+from builder.graph.execute import CONTENT, Action, Step
 from builder.matrix.models import Agent
 from builder.oci.archive import sha256_file
 from builder.oci.engine import Engine
@@ -43,8 +43,12 @@ class FileAction:
         self.artifacts = artifacts
 
     def exists(self, artifact: Mapping[str, Any]) -> bool:
+        """Small files recorded with their sha256 (a pod spec, rewritten in place by every build of its
+        cell) are checked by content; large ones, kept under key-derived names, by size."""
         path = Path(str(artifact.get("path", "")))
-        return path.is_file() and path.stat().st_size == artifact.get("size")
+        if not path.is_file() or path.stat().st_size != artifact.get("size"):
+            return False
+        return "sha256" not in artifact or sha256_file(path) == f"sha256:{artifact['sha256']}"
 
 
 class AgentTreeAction(FileAction):
@@ -70,7 +74,9 @@ class AgentTreeAction(FileAction):
         except OSError:
             shutil.copyfile(tree.path, tmp)
         tmp.replace(final)  # complete or absent, never half-written
-        return {**tree.as_dict(), "path": str(final), "size": final.stat().st_size}
+        # The tarball's digest decides everything consumers read (version, managers, packages come from
+        # probing those bytes): a rebuild to the same digest lets the graph cut off below it.
+        return {**tree.as_dict(), "path": str(final), "size": final.stat().st_size, CONTENT: tree.diff_id}
 
 
 SIDECAR_BASE = "guestforge/agent:sidecar-base"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.common import copy_repo, guestforge
 from builder.oci.engine import Engine
 from builder.oci.k8s import check_pod
 from builder.session import RunResult
@@ -71,3 +72,21 @@ def test_second_run_redoes_nothing(gate: RunResult, gate_dir: Path, matrix: obje
     again = run_oci(matrix, GATE_CELLS, gate_dir, engine=engine)  # type: ignore[arg-type]
     assert {o.status for o in again.outcomes.values()} == {"cached"}
     assert again.seconds < 15
+
+
+def test_agent_file_touched_same_tree_cuts_off(gate: RunResult, gate_dir: Path, tmp_path: Path) -> None:
+    """A comment in a file the agent build reads: the agent tree is rebuilt (its key changed) to the same
+    layer digest, and nothing below it is redone -- the gate's results are recorded under the new keys."""
+    repo = copy_repo(tmp_path / "repo")
+    with (repo / "container_specs" / "agent" / "make_runtime.py").open("a") as f:
+        f.write("# a comment: the same agent tree\n")
+    run = guestforge(repo, gate_dir, "verify", "--target", "oci", *GATE_CELLS)
+    assert run.exit_code == 0
+    status = {n["node"]: n["status"] for n in run.report["nodes"]}
+    assert status.pop("agent-tree") == "built"
+    assert set(status.values()) == {"cached"}, {n: s for n, s in status.items() if s != "cached"}
+    assert run.nodes(kind_prefix="agent-tree")[0]["digest"] == gate.outcomes["agent-tree"].artifact["diff_id"]
+    keys = {n["node"]: n["key"] for n in run.report["nodes"]}
+    assert keys["aio:redis-7.0"] != gate.outcomes["aio:redis-7.0"].key, "the key below did change"
+    again = guestforge(repo, gate_dir, "verify", "--target", "oci", *GATE_CELLS)
+    assert {n["status"] for n in again.report["nodes"]} == {"cached"}

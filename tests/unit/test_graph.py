@@ -152,6 +152,62 @@ def test_force_rebuilds(tmp_path: Path) -> None:
     assert action.ran == ["base:a", "ds:pg"]
 
 
+class ContentAction(FakeAction):
+    """Artifacts that name their content: the base's is its ``out`` value, whatever its key."""
+
+    def run(self, step: Step) -> dict[str, Any]:
+        artifact = super().run(step)
+        return {**artifact, "content": step.node.values["out"]} if "out" in step.node.values else artifact
+
+
+def content_graph(rootfs: bytes = b"1", out: str = "tree-1", pg: bytes = b"FROM x") -> Graph:
+    listed = nodes()
+    listed[0] = Node("base:a", "base", "base a", values={"suite": "bookworm", "out": out}, files=("rootfs.py",))
+    return graph({**FILES, "rootfs.py": rootfs, "pg.j2": pg}, listed)
+
+
+def test_parent_rebuilt_to_the_same_content_cuts_off(tmp_path: Path) -> None:
+    action = ContentAction()
+    run(tmp_path, content_graph(), action, ["verify:pg", "ds:redis"])
+    action.ran.clear()
+    changed = content_graph(rootfs=b"1 # a comment")
+    out, _ = run(tmp_path, changed, action, ["verify:pg", "ds:redis"])
+    assert action.ran == ["base:a"], "only the changed node is rebuilt"
+    assert {out[n].status for n in ("ds:pg", "ds:redis", "verify:pg")} == {"cached"}
+    assert out["ds:pg"].reasons == ["input base:a rebuilt with the same content"]
+    assert out["ds:pg"].key == changed.keys["ds:pg"] != content_graph().keys["ds:pg"]
+    action.ran.clear()
+    again, _ = run(tmp_path, changed, action, ["verify:pg", "ds:redis"])
+    assert action.ran == [] and {o.status for o in again.values()} == {"cached"}
+
+
+def test_parent_rebuilt_to_other_content_rebuilds_below(tmp_path: Path) -> None:
+    action = ContentAction()
+    run(tmp_path, content_graph(), action, ["verify:pg", "ds:redis"])
+    action.ran.clear()
+    run(tmp_path, content_graph(rootfs=b"2", out="tree-2"), action, ["verify:pg", "ds:redis"])
+    assert sorted(action.ran) == ["base:a", "ds:pg", "ds:redis", "verify:pg"]
+
+
+def test_no_cutoff_when_own_inputs_changed_too_or_forced(tmp_path: Path) -> None:
+    action = ContentAction()
+    run(tmp_path, content_graph(), action, ["verify:pg", "ds:redis"])
+    action.ran.clear()
+    run(tmp_path, content_graph(rootfs=b"1 # a", pg=b"FROM other"), action, ["verify:pg", "ds:redis"])
+    assert action.ran == ["base:a", "ds:pg", "verify:pg"]
+    action.ran.clear()
+    run(tmp_path, content_graph(rootfs=b"1 # b", pg=b"FROM other"), action, ["verify:pg"], force=True)
+    assert action.ran == ["base:a", "ds:pg", "verify:pg"]
+
+
+def test_no_cutoff_without_a_content_field(tmp_path: Path) -> None:
+    action = FakeAction()   # artifacts carry no content: a rebuilt parent is a different parent
+    run(tmp_path, content_graph(), action, ["ds:pg"])
+    action.ran.clear()
+    run(tmp_path, content_graph(rootfs=b"1 # a comment"), action, ["ds:pg"])
+    assert action.ran == ["base:a", "ds:pg"]
+
+
 def test_parallel_independent_nodes(tmp_path: Path) -> None:
     class Slow(FakeAction):
         def run(self, step: Step) -> dict[str, Any]:
