@@ -44,10 +44,9 @@ def layers(gf_context: VerifyContext, docker_client: docker.DockerClient, aio_ag
 
 @pytest.fixture(scope="module")
 def aio(pod: Pod, runtime: FlavorRuntime, secrets: Secrets, aio_agent: Agent) -> Container:
-    """The all-in-one image started as the database it is (own network, labelled for cleanup)."""
-    container = pod.oneoff(image_role="aio", environment=runtime.db_env(secrets))
-    wait_healthy(container)
-    return container
+    """The all-in-one image started as the database it is (own network, labelled for cleanup). The agent
+    checks run while the database initialises; the last test waits for it to be healthy."""
+    return pod.oneoff(image_role="aio", environment=runtime.db_env(secrets))
 
 
 def test_top_layer_is_the_agent_tree_on_the_unchanged_datastore(layers: dict[str, list[str]],
@@ -102,6 +101,11 @@ def test_agent_paths_hold_only_the_verified_agent_layer(docker_client: docker.Do
     unexpected = {path: entries for path, entries in found.items()
                   if entries is not None and (entries or path not in allowed_empty)}
     assert not unexpected, f"the datastore image already has files at the agent's paths: {unexpected}"
+
+
+def test_serves_as_the_database_with_the_agent_layer(aio: Container) -> None:
+    """Last: the database in the same container became healthy, the agent layer broke nothing of it."""
+    wait_healthy(aio)
 
 
 def _entries(container: Container, path: str) -> list[str] | None:
