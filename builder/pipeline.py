@@ -245,7 +245,7 @@ class Declarer:
             values={"base": {"name": name, "suite": resolved.suite, "archive": resolved.archive,
                              "security": resolved.security, "components": list(resolved.components)},
                     "agent": agent_values(self.matrix.agent), "assembly": self.host.assembly,
-                    "dpkg_filters": list(DPKG_OPTIONS)},
+                    "dpkg_options": list(DPKG_OPTIONS)},
             files=(*self.element_files("guestforge-guest"), *self.element_files("guestforge-agent"),
                    *VM_CODE),
             tools=VM_TOOLS,

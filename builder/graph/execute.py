@@ -136,7 +136,7 @@ class Executor:
                     serial = self.actions[node.kind].serial
                     blocked = [p for p in node.parents if not done[p].ok]
                     if not blocked:
-                        cached = self._cached(node) or self._same_content(node, done)
+                        cached = self._cached(node, done)
                         if cached is None and serial and self._serial_busy:
                             continue
                     pending.remove(node_id)
@@ -166,20 +166,21 @@ class Executor:
             self.reporter.finished(self.graph.nodes[outcome.node_id], outcome)
         return done
 
-    def _cached(self, node: Node) -> Outcome | None:
+    def _cached(self, node: Node, done: Mapping[str, Outcome]) -> Outcome | None:
+        """A recorded success for today's key, else one reusable by early cutoff; None under ``--force``."""
         if self.force:
             return None
         key = self.graph.keys[node.id]
         entry = self.index.get(key)
         if entry is not None and entry.ok and self.actions[node.kind].exists(entry.artifact):
             return Outcome(node.id, "cached", key, artifact=entry.artifact, log=entry.log)
-        return None
+        return self._same_content(node, done)
 
     def _same_content(self, node: Node, done: Mapping[str, Outcome]) -> Outcome | None:
         """Early cutoff: reuse the node's last success when its manifest differs from today's only in parent
         keys, and every such parent now has the artifact it had then (reused as is, or rebuilt with the
         same ``content``). The reuse is recorded under today's key, so the next run is a plain hit."""
-        previous = None if self.force else self.index.latest(node.id)
+        previous = self.index.latest(node.id)
         if previous is None or not previous.ok:
             return None
         old, new = previous.manifest, self.graph.manifests[node.id]
@@ -188,11 +189,13 @@ class Executor:
                 or set(old_parents) != set(new_parents)):
             return None
         changed = [p for p in new_parents if old_parents[p] != new_parents[p]]
+        if not changed:  # the same key: its artifact is gone, so there is nothing to reuse
+            return None
         for parent in changed:
             then = self.index.get(old_parents[parent])
             if then is None or not then.ok or not same_artifact(then.artifact, done[parent].artifact):
                 return None
-        if not changed or not self.actions[node.kind].exists(previous.artifact):
+        if not self.actions[node.kind].exists(previous.artifact):
             return None
         key = self.graph.keys[node.id]
         self.index.record(key, node.id, node.kind, True, previous.artifact, new, time.time(), previous.log)

@@ -15,7 +15,7 @@ from pathlib import Path
 from builder.errors import ToolError
 from builder.agent.config import environment as agent_environment
 from builder.matrix.models import Agent
-from builder.oci.rootfs import DPKG_OPTIONS, ResolvedBase
+from builder.oci.rootfs import ResolvedBase
 from builder.paths import ELEMENTS
 from builder.run import run
 
@@ -75,9 +75,9 @@ def base_env(base: ResolvedBase) -> dict[str, str]:
     return env
 
 
-def trim_env(filters: Sequence[str] = DPKG_OPTIONS) -> dict[str, str]:
-    """dpkg path filters for ``guestforge-guest``: the same trimming (docs, man pages, locales) as the OCI
-    bases, so one list decides what no guestforge image carries."""
+def trim_env(filters: Sequence[str]) -> dict[str, str]:
+    """dpkg path filters for ``guestforge-guest``: the OCI bases' list (``builder.oci.rootfs.DPKG_OPTIONS``,
+    through the guest base node), so one list decides what no guestforge image carries."""
     return {"DIB_GUESTFORGE_DPKG_FILTERS": "\n".join(filters)}
 
 

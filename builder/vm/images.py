@@ -93,7 +93,8 @@ def fs_uuid_for(key: str) -> str:
 
 
 def build_guest_base(base: ResolvedBase, agent: Agent, agent_tarball: Path, workdir: Path, log: Path, *,
-                     key: str, assembly: Assembly, agent_version: str | None = None) -> GuestBase:
+                     key: str, assembly: Assembly, dpkg_options: Sequence[str] = (),
+                     agent_version: str | None = None) -> GuestBase:
     """Build the guest base for ``base`` with the agent from ``agent_tarball`` under ``workdir``."""
     started = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +102,7 @@ def build_guest_base(base: ResolvedBase, agent: Agent, agent_tarball: Path, work
     out = workdir / "guest-base"
     types = ("tar", "raw") if assembly == "guestfs" else ("tar",)
     job = dib.DibJob(("guestforge-guest", "guestforge-agent"), types, out,
-                     env={**dib.base_env(base), **dib.trim_env(), **dib.agent_env(agent, agent_tarball)},
+                     env={**dib.base_env(base), **dib.trim_env(dpkg_options), **dib.agent_env(agent, agent_tarball)},
                      block_device=dib.tree_block_device(fs_uuid))
     dib.disk_image_create(job, workdir, log)
     head = boot_grub = None

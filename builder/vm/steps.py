@@ -58,7 +58,8 @@ class GuestBaseAction:
         b = v["base"]
         base = ResolvedBase(b["name"], b["suite"], b["archive"], b["security"], tuple(b["components"]))
         built = build_guest_base(base, Agent(**v["agent"]), Path(tree["path"]), step.workdir, step.log,
-                                 key=step.key, assembly=v["assembly"], agent_version=tree.get("version"))
+                                 key=step.key, assembly=v["assembly"], dpkg_options=v["dpkg_options"],
+                                 agent_version=tree.get("version"))
         out = self.artifacts / "guest-base" / f"{b['suite']}-{short(step.key)}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from builder.oci.rootfs import DPKG_OPTIONS
 from builder.paths import ELEMENTS
 
 PHASES = {"root.d", "extra-data.d", "pre-install.d", "install.d", "post-install.d", "post-root.d",
@@ -128,7 +129,6 @@ def test_preload_dockerd_is_isolated() -> None:
 def test_guest_trim_removes_what_dpkg_filters_keep_out(tmp_path: Path) -> None:
     """The post-install trim applies the dpkg filters guestforge passes to files already unpacked:
     excluded files and the directories they empty go, path-include wins, nothing else is touched."""
-    from builder.oci.rootfs import DPKG_OPTIONS
     root = tmp_path / "root"
     files = {"usr/share/doc/bash/copyright": "c", "usr/share/doc/bash/README.gz": "r",
              "usr/share/doc/bash/examples/x.sh": "x", "usr/share/doc/tzdata/changelog.gz": "l",
