@@ -1,14 +1,18 @@
 """Verify an image without booting it: mount its root filesystem read-only and run the testinfra suite in it.
 
 The root filesystem is found in a partition image (the file is the filesystem) or in a whole-disk image
-(the Linux partition of its GPT); qcow2 images are first converted to a sparse raw copy. The mount is a plain
-read-only loop mount with an offset (no partition scanning needed), always undone.
+(the Linux partition of its GPT). A qcow2 image is seen as raw through a read-only FUSE export by
+qemu-storage-daemon rather than converted: a copy would cost the image's size in disk and the seconds to write
+it. The mount is a plain read-only loop mount with an offset (no partition scanning needed), always undone.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,31 +52,70 @@ def root_offset(raw: Path, log: Path) -> tuple[int, int] | None:
 
 
 @contextmanager
+def raw_view(image: Path, image_format: str, workdir: Path, log: Path) -> Iterator[Path]:
+    """``image`` as a raw file without copying it: itself when raw, a read-only FUSE export when qcow2."""
+    if image_format == "raw":
+        yield image
+        return
+    if image_format != "qcow2":
+        raise BuildError(f"{image}: cannot verify a {image_format!r} image (qcow2 or raw)")
+    view, pidfile = workdir / "image.raw", workdir / "image.pid"
+    view.unlink(missing_ok=True)
+    view.touch()  # FUSE mounts the export over this file
+    pidfile.unlink(missing_ok=True)
+    blockdevs = [{"driver": "file", "node-name": "file", "filename": str(image.resolve()), "read-only": True},
+                 {"driver": "qcow2", "node-name": "disk", "file": "file", "read-only": True}]
+    export = {"type": "fuse", "id": "view", "node-name": "disk", "mountpoint": str(view.resolve()),
+              "writable": False}
+    argv = ["qemu-storage-daemon"]
+    for blockdev in blockdevs:
+        argv += ["--blockdev", json.dumps(blockdev)]
+    argv += ["--export", json.dumps(export), "--pidfile", str(pidfile), "--daemonize"]
+    try:
+        run(argv, log=log, timeout=60)
+        yield view
+    finally:
+        if pidfile.exists():
+            _stop(int(pidfile.read_text()), view, log)
+            pidfile.unlink(missing_ok=True)
+        view.unlink(missing_ok=True)
+
+
+def _stop(pid: int, view: Path, log: Path, grace: float = 30.0) -> None:
+    """End the export daemon (it unmounts on SIGTERM); force it, and the mount, after ``grace`` seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if Path(f"/proc/{pid}").exists():
+        os.kill(pid, signal.SIGKILL)
+        run(["umount", "--lazy", str(view)], log=log, check=False)
+
+
+@contextmanager
 def mounted_root(image: Path, image_format: str, workdir: Path, log: Path) -> Iterator[Path]:
     """Mount the root filesystem of ``image`` read-only; yield the mount point."""
     workdir.mkdir(parents=True, exist_ok=True)
-    raw = image
-    if image_format == "qcow2":
-        raw = workdir / "image.raw"
-        run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(image), str(raw)], log=log)
-    elif image_format != "raw":
-        raise BuildError(f"{image}: cannot verify a {image_format!r} image (qcow2 or raw)")
     mnt = workdir / "root"
     mnt.mkdir(exist_ok=True)
-    opts = "ro,loop,noload"
-    where = root_offset(raw, log)
-    if where is not None:
-        opts += f",offset={where[0]},sizelimit={where[1]}"
-    run(["mount", "-t", "ext4", "-o", opts, str(raw), str(mnt)], log=log)
     try:
-        yield mnt
+        with raw_view(image, image_format, workdir, log) as raw:
+            opts = "ro,loop,noload"
+            where = root_offset(raw, log)
+            if where is not None:
+                opts += f",offset={where[0]},sizelimit={where[1]}"
+            run(["mount", "-t", "ext4", "-o", opts, str(raw), str(mnt)], log=log)
+            try:
+                yield mnt
+            finally:
+                try:
+                    run(["umount", str(mnt)], log=log)
+                except ToolError:
+                    run(["umount", "--lazy", str(mnt)], log=log, check=False)
     finally:
-        try:
-            run(["umount", str(mnt)], log=log)
-        except ToolError:
-            run(["umount", "--lazy", str(mnt)], log=log, check=False)
-        if raw != image:
-            raw.unlink(missing_ok=True)
         try:
             mnt.rmdir()  # only ever an empty directory: never a recursive delete near a mount point
         except OSError:
