@@ -65,7 +65,9 @@ def built(gate: RunResult, gate_dir: Path, matrix: Matrix, engine: Engine) -> Bu
 
 def test_outputs_and_manifests(built: Built) -> None:
     files = built.files
-    assert files["vm"].suffix == ".qcow2" and "qcow2" in output(["qemu-img", "info", str(files["vm"])])
+    info = json.loads(output(["qemu-img", "info", "--output=json", str(files["vm"])]))
+    assert files["vm"].suffix == ".qcow2" and info["format"] == "qcow2"
+    assert info["format-specific"]["data"]["compression-type"] == "zstd"
     assert files["baremetal"].suffix == ".raw"
     assert all(files[r].stat().st_size for r in ("partition", "kernel", "ramdisk"))
     key = built.result.graph.keys[f"guest:{CELL}"]
@@ -112,6 +114,8 @@ def test_another_cell_reuses_the_guest_base(built: Built, gate_dir: Path, matrix
         "baremetal-manifest": "redis-7.0.raw.manifest.json", "partition": "redis-7.0.part.raw",
         "kernel": "redis-7.0.vmlinuz", "ramdisk": "redis-7.0.initrd"}
     assert all(p.is_file() and p.stat().st_size for p in files.values())
+    for path in files.values():  # gigabytes the later tests do not read
+        path.unlink()
 
 
 def test_images_verified_and_booted(built: Built) -> None:
