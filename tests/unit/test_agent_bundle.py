@@ -3,8 +3,13 @@ Containerfiles, and the layout of the agent layer. No engine needed."""
 
 from __future__ import annotations
 
+import compileall
+import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +18,7 @@ from builder.errors import BuildError
 from builder.matrix.models import Agent
 from builder.oci.archive import ROOT_DIR, Owner, parents
 from builder.oci.render import render
+from builder.paths import CONTAINER_SPECS
 
 AGENT = Agent(package="trove", version="26.0.0", entrypoint="trove-guestagent", base="debian:bookworm")
 INDEX = "https://pypi-mirror.example.internal/simple"
@@ -99,3 +105,39 @@ def test_layer_layout_as_trove_expects() -> None:
     assert owners == {"opt/guest-agent-venv": ROOT_DIR}
     for path in ("opt/guest-agent-venv", "etc/trove/conf.d", "var/log/trove", "var/lib/trove"):
         assert all(directories[p] == ROOT_DIR for p in parents(path) if p not in ("etc/trove/conf.d",))
+
+
+def test_builder_keeps_sources_only_when_asked() -> None:
+    bundling = next(line for line in _builder(PipSettings()).splitlines() if "make_runtime.py" in line
+                    and line.startswith("RUN"))
+    assert "--keep-sources" not in bundling
+    text = context_files(AGENT.model_copy(update={"sources": True}), "guestforge/base:bookworm",
+                         PipSettings())["Containerfile"].decode()  # type: ignore[union-attr]
+    assert '"--keep-sources"' in text
+
+
+def _make_runtime() -> Any:
+    spec = importlib.util.spec_from_file_location("make_runtime", CONTAINER_SPECS / "agent" / "make_runtime.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_drop_sources_leaves_importable_bytecode_only(tmp_path: Path) -> None:
+    """Real bytecode from this interpreter: the module still imports, from NAME.pyc, with no NAME.py."""
+    make_runtime = _make_runtime()
+    make_runtime.PYVER = f"{sys.version_info.major}.{sys.version_info.minor}"
+    pkg = tmp_path / "venv" / "site" / "pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "mod.py").write_text("ANSWER = 42\n")
+    compileall.compile_dir(str(tmp_path / "venv"), quiet=1)
+    (pkg / "uncompiled.py").write_text("X = 1\n")                                   # no bytecode: kept
+    (pkg / "__pycache__" / f"gone.cpython-{sys.version_info.major}{sys.version_info.minor}.pyc").write_bytes(b"")
+    assert make_runtime.drop_sources(tmp_path / "venv") == 2
+    assert sorted(p.name for p in pkg.iterdir()) == ["__init__.pyc", "mod.pyc", "uncompiled.py"]
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import pkg.mod as m; print(m.ANSWER, m.__file__)"
+    out = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path / "venv" / "site")],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["42", str(pkg / "mod.pyc")]
