@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from builder.errors import ToolError
@@ -82,3 +84,23 @@ def run(
 def output(argv: Sequence[str], **kwargs: object) -> str:
     """Run ``argv`` and return its stdout as text."""
     return run(argv, capture=True, **kwargs).stdout.decode().strip()  # type: ignore[arg-type]
+
+
+@contextmanager
+def daemon(argv: Sequence[str], pidfile: Path, log: Path, timeout: float = 120) -> Iterator[None]:
+    """Run ``argv``, a program that daemonizes and writes ``pidfile``; while the block runs it runs. Then
+    SIGTERM, and SIGKILL after ten seconds."""
+    run(argv, log=log, timeout=timeout)
+    try:
+        yield
+    finally:
+        if pidfile.exists():
+            pid = int(pidfile.read_text().strip())
+            try:
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(100):
+                    os.kill(pid, 0)
+                    time.sleep(0.1)
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -9,16 +9,13 @@ The image itself is never written: the VM runs on a throw-away qcow2 overlay.
 from __future__ import annotations
 
 import json
-import os
 import secrets as _random
 import shlex
-import signal
 import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,7 +25,7 @@ from builder.flavors import Command, Secrets, flavor
 from builder.matrix.models import Agent
 from builder.paths import INFRA_TESTS
 from builder.plan import Cell
-from builder.run import run
+from builder.run import daemon, run
 from builder.vm import runtime, seed
 from builder.vm.hostcaps import KVM_CPU, Accel
 
@@ -105,24 +102,6 @@ def _wait(what: str, probe: Callable[[], bool], deadline: float, console: Path, 
         time.sleep(step)
 
 
-@contextmanager
-def _running(argv: list[str], pidfile: Path, log: Path) -> Iterator[None]:
-    run(argv, log=log, timeout=120)
-    try:
-        yield
-    finally:
-        if pidfile.exists():
-            pid = int(pidfile.read_text().strip())
-            try:
-                os.kill(pid, signal.SIGTERM)
-                for _ in range(100):
-                    os.kill(pid, 0)
-                    time.sleep(0.1)
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
 def db_query(cell: Cell, secrets: Secrets) -> Command:
     rt = flavor(cell.flavor)
     return rt.query(cell, secrets, rt.ping_statement)
@@ -171,7 +150,7 @@ def boot_and_verify(image: Path, image_format: str, cell: Cell, agent: Agent, im
                      accel=accel, firmware=firmware, uefi_vars=uefi_vars)
     query = in_container(db_query(cell, secrets))
     started = time.monotonic()
-    with _running(argv, pidfile, log):
+    with daemon(argv, pidfile, log):
         deadline = started + timeout
         _wait("SSH", lambda: guest.ok(["true"], log), deadline, console)
         to_ssh = time.monotonic() - started

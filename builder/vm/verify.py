@@ -9,10 +9,7 @@ it. The mount is a plain read-only loop mount with an offset (no partition scann
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +19,7 @@ from typing import Any
 from builder.errors import BuildError, ToolError
 from builder.matrix.models import Agent
 from builder.paths import INFRA_TESTS
-from builder.run import run
+from builder.run import daemon, run
 from builder.vm.assemble import LINUX_GUID, SECTOR
 
 IMAGE_SUITE = INFRA_TESTS / "vm" / "test_guest_image.py"
@@ -72,27 +69,13 @@ def raw_view(image: Path, image_format: str, workdir: Path, log: Path) -> Iterat
         argv += ["--blockdev", json.dumps(blockdev)]
     argv += ["--export", json.dumps(export), "--pidfile", str(pidfile), "--daemonize"]
     try:
-        run(argv, log=log, timeout=60)
-        yield view
+        with daemon(argv, pidfile, log, timeout=60):  # it unmounts the export when it ends
+            yield view
     finally:
-        if pidfile.exists():
-            _stop(int(pidfile.read_text()), view, log)
-            pidfile.unlink(missing_ok=True)
+        if str(view.resolve()) in Path("/proc/self/mounts").read_text().split():  # the daemon had to be killed
+            run(["umount", "--lazy", str(view)], log=log, check=False)
+        pidfile.unlink(missing_ok=True)
         view.unlink(missing_ok=True)
-
-
-def _stop(pid: int, view: Path, log: Path, grace: float = 30.0) -> None:
-    """End the export daemon (it unmounts on SIGTERM); force it, and the mount, after ``grace`` seconds."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if Path(f"/proc/{pid}").exists():
-        os.kill(pid, signal.SIGKILL)
-        run(["umount", "--lazy", str(view)], log=log, check=False)
 
 
 @contextmanager
