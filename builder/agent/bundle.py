@@ -1,22 +1,25 @@
-"""Build the agent tree once: builder image -> exported venv -> deterministic tarball -> probe.
+"""Build the agent tree once: builder image (tree + probe) -> exported venv -> deterministic tarball.
 
 The builder image (``container_specs/agent-build.Containerfile.j2``) installs the agent into a venv
 and makes that venv self-contained (``container_specs/agent/make_runtime.py``): Debian's CPython and
-every shared library it needs, glibc and its loader included, wired by PT_INTERP and rpath. The venv
-is exported from the image and repacked as a layer tarball with sorted entries, fixed mtimes and
-owners, so the same inputs give the same diff_id. The tarball is then imported as an image that holds
-nothing else (no libc, no shell, no /etc/passwd) and the agent is run there as its uid: if it answers
-``--version`` and maps no file from outside the tree, it runs on any base.
+every shared library it needs, glibc and its loader included, wired by PT_INTERP and rpath. The
+builder then runs the finished tree chrooted into a directory that holds nothing else (no libc, no
+shell, no /etc/passwd, no /proc) as the agent's uid: if it answers ``--version`` there, it needs
+nothing from any base; what it reported is kept as the facts file. The venv is exported from the
+image and repacked as a layer tarball with sorted entries, fixed mtimes and owners, so the same inputs
+give the same diff_id. (The verification suites then run that tarball on real bases and check that it
+maps no file from them.)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tarfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import docker.errors
@@ -26,12 +29,17 @@ from builder.errors import BuildError
 from builder.hostenv.pip import CONFIG_FILES, config_value, host_index_url
 from builder.matrix.models import Agent
 from builder.oci.archive import ROOT_DIR, Owner, parents, repack_layer, sha256_file
+from builder.oci.archive import stream as archive_stream
 from builder.oci.engine import Engine
 from builder.oci.render import render
 from builder.paths import CONTAINER_SPECS
 
 TEMPLATE = "agent-build.Containerfile.j2"
-SPEC_FILES = ("make_runtime.py",)
+SPEC_FILES = ("compile_tree.py", "make_runtime.py")
+# In the builder image: the directory that holds the tree (at the venv's path) and nothing else, and
+# where make_runtime.py writes what the tree reported when run alone there.
+TREE_ROOT = "/agent-tree"
+FACTS = "/usr/local/lib/guestforge/agent-facts.json"
 TARBALL = "agent-tree.tar"
 MANIFEST = "agent-tree.json"
 # Package data the agent never reads and that carries sample secrets, by distribution (paths relative to
@@ -103,6 +111,7 @@ def template_context(agent: Agent, base_image: str, pip: PipSettings) -> dict[st
         "agent": agent.model_dump(),
         "pip": {"index_url": pip.index_url, "cert": pip.cert is not None},
         "prune": list(PRUNE.get(agent.package, ())),
+        "tree": {"root": TREE_ROOT, "venv_parent": str(PurePosixPath(agent.venv).parent), "facts": FACTS},
         "labels": {
             "org.opencontainers.image.title": f"guestforge {agent.package} agent builder",
             "org.opencontainers.image.version": agent.version,
@@ -144,7 +153,7 @@ def layout(agent: Agent) -> tuple[dict[str, Owner], dict[str, Owner]]:
     return directories, owners
 
 
-# -- the probe ---------------------------------------------------------------------------------------------
+# -- a check the verification suites run with the tree's interpreter ---------------------------------------
 # Python run by the tree's own interpreter: import every extension module the tree ships (stdlib and
 # wheels) and leave ``count`` and ``failed`` ({module file: error}) behind; checks append their report.
 IMPORT_CHECK = r"""
@@ -164,77 +173,25 @@ for root in roots:
                 failed[rel] = repr(exc)[:200]
 """
 
-# Runs with the tree's own interpreter in an image that holds nothing but the tree.
-PROBE = """
-import importlib.metadata as md, json, platform, sys
-from trove.common.constants import REGISTRY_EXT_DEFAULTS as managers
-import ssl, ctypes, sqlite3, lzma, bz2, zlib, _decimal, uuid, pyexpat
-maps = sorted({l.split()[5] for l in open('/proc/self/maps') if len(l.split()) > 5 and l.split()[5][0] == '/'})
-print(json.dumps({
-    'python': platform.python_version(),
-    'managers': sorted(managers),
-    'packages': sorted(f"{d.metadata['Name']}=={d.version}" for d in md.distributions()),
-    'outside': [m for m in maps if not m.startswith(sys.prefix + '/')],
-}))
-"""
-
-
-def _run(engine: Engine, image: str, argv: list[str], agent: Agent, name: str, log: Path) -> str:
-    """Run ``argv`` in ``image`` as the agent's uid, without network; return stdout; raise on failure."""
-    container = engine.client.containers.create(image, argv, name=name, user=f"{agent.uid}:{agent.uid}",
-                                                environment=environment(agent), network_disabled=True,
-                                                labels={"io.guestforge.role": "agent-probe"})
-    try:
-        container.start()
-        status = int(container.wait(timeout=300).get("StatusCode", -1))
-        out = bytes(container.logs(stdout=True, stderr=False)).decode(errors="replace")
-        err = bytes(container.logs(stdout=False, stderr=True)).decode(errors="replace")
-    finally:
-        container.remove(force=True)
-    with log.open("a") as f:
-        f.write(f"\n$ {' '.join(argv[:3])} ... (in {image}, uid {agent.uid}) -> exit {status}\n{out}{err}")
-    if status != 0:
-        raise BuildError(f"the agent tree does not run on its own: {argv[0]} exited with {status}: "
-                         f"{err.strip().splitlines()[-1:] or ''}", str(log))
-    return out
-
-
-def probe(engine: Engine, tarball: Path, agent: Agent, image_repo: str, container_prefix: str,
-          log: Path) -> dict[str, Any]:
-    """Import the tarball alone as an image and run the agent there; return what it reported."""
-    ref = f"{image_repo}:probe-{sha256_file(tarball)[7:19]}"
-    engine.import_rootfs(tarball, ref, [], log)
-    try:
-        version_out = _run(engine, ref, [f"{agent.venv}/bin/{agent.entrypoint}", "--version"], agent,
-                           f"{container_prefix}-probe-{os.getpid()}", log)
-        facts: dict[str, Any] = json.loads(_run(engine, ref, [f"{agent.venv}/bin/python3", "-I", "-c", PROBE], agent,
-                                f"{container_prefix}-probe-{os.getpid()}", log).strip().splitlines()[-1])
-    finally:
-        engine.remove(ref)
-    lines = version_out.strip().splitlines()
-    facts["version"] = lines[-1].strip() if lines else ""
-    if facts["outside"]:
-        raise BuildError(f"the agent tree maps files from outside itself: {', '.join(facts['outside'])}", str(log))
-    if facts["version"] != agent.version:
-        raise BuildError(f"{agent.entrypoint} --version printed {facts['version']!r}, the matrix pins "
-                         f"{agent.version}", str(log))
-    return facts
-
-
 # -- the build ---------------------------------------------------------------------------------------------
-def export_venv(engine: Engine, image_id: str, venv: str, out: Path, name: str) -> None:
-    """Stream ``venv`` out of the image (``docker cp``-style archive) into ``out``."""
+def export_venv(engine: Engine, image_id: str, venv: str, out: Path, name: str) -> dict[str, Any]:
+    """Stream ``venv`` out of the image (``docker cp``-style archive) into ``out``; return the probe's facts."""
     container = engine.client.containers.create(image_id, ["/bin/true"], name=name, network_disabled=True,
                                                 labels={"io.guestforge.role": "agent-export"})
     try:
-        stream, _ = container.get_archive(venv, chunk_size=1 << 20)
+        stream, _ = container.get_archive(TREE_ROOT + venv, chunk_size=1 << 20)
         with out.open("wb") as f:
             for chunk in stream:
                 f.write(chunk)
-    except docker.errors.APIError as exc:
-        raise BuildError(f"cannot export {venv} from the agent builder image: {exc}") from None
+        chunks, _ = container.get_archive(FACTS)
+        with tarfile.open(fileobj=archive_stream(iter(chunks)), mode="r|") as tar:
+            member = next(m for m in tar if m.isfile())
+            facts: dict[str, Any] = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
+    except (docker.errors.APIError, StopIteration, ValueError) as exc:
+        raise BuildError(f"cannot export {venv} and {FACTS} from the agent builder image: {exc}") from None
     finally:
         container.remove(force=True)
+    return facts
 
 
 def _cached(workdir: Path, image_id: str) -> AgentTree | None:
@@ -275,13 +232,15 @@ def build_agent_tree(engine: Engine, agent: Agent, base_image: str, workdir: Pat
     export = workdir / "export.tar"
     tarball = workdir / TARBALL
     try:
-        export_venv(engine, image_id, agent.venv, export, f"{container_prefix}-export-{os.getpid()}")
+        facts = export_venv(engine, image_id, agent.venv, export, f"{container_prefix}-export-{os.getpid()}")
+        if facts.get("version") != agent.version:
+            raise BuildError(f"{agent.entrypoint} --version printed {facts.get('version')!r}, the matrix pins "
+                             f"{agent.version}", str(log))
         directories, owners = layout(agent)
         diff_id = repack_layer(export, tarball, source_root=Path(agent.venv).name,
                                dest_root=agent.venv.strip("/"), directories=directories, owners=owners)
     finally:
         export.unlink(missing_ok=True)
-    facts = probe(engine, tarball, agent, image_repo, container_prefix, log)
     tree = AgentTree(path=tarball, diff_id=diff_id, size=tarball.stat().st_size, version=facts["version"],
                      python=facts["python"], managers=tuple(facts["managers"]),
                      packages=tuple(facts["packages"]), builder_image=image_id)

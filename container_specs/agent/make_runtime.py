@@ -10,21 +10,22 @@ After this script, VENV holds:
 Nothing outside VENV is consulted at run time: the interpreter is loaded by the bundled ld.so, the
 executable's DT_RPATH covers every object without its own DT_RUNPATH, and the bundled directory is appended
 to every DT_RUNPATH found (manylinux wheels). No LD_LIBRARY_PATH is needed, so none leaks into the
-processes the agent starts. Bytecode is compiled with unchecked-hash invalidation, so it stays valid
-whatever mtimes the files get when the tree is repacked.
+processes the agent starts. The standard library is compiled here, site-packages by the builder's layer
+before this one, both by compile_tree.py (bytecode only, unless --keep-sources).
 
-Unless --keep-sources, each compiled module then ships as its bytecode alone (NAME.pyc where NAME.py was,
-no __pycache__): the same code and start-up time in 45 % fewer files, and the layer's cost in every
-consumer grows with its file count (Docker unpacks 16,600 small files in 10.5 s, one 280 MB file in
-2.2 s). Tracebacks keep file names and line numbers, not the source lines.
+Last, the finished tree alone is probed. The builder keeps it in a directory of its own (ROOT/VENV; VENV is
+a symlink there, so every path written into the tree is the final one): run there by chroot(8) as the
+agent's uid, with nothing else present (no libc, no /etc/passwd, no /proc), it must answer ``--version``;
+what it reports (version, Python, datastore managers, distributions) goes to --facts.
 
 Usage: python3.11 make_runtime.py --venv /opt/guest-agent-venv --entrypoint trove-guestagent
-           [--prune RELPATH ...] [--no-bytecode | --keep-sources]
+           --root /agent-tree --probe-uid 1100 --facts FILE [--prune RELPATH ...] [--keep-sources]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -42,7 +43,10 @@ LOADER = "ld-linux-x86-64.so.2"
 ALWAYS = ("libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1",
           "libresolv.so.2", "libgcc_s.so.1", "libstdc++.so.6")
 # Not needed at run time, and the only places where test keys and sample credentials live.
-PRUNE_DIRS = ("__pycache__", "tests", "test", "idlelib", "tkinter", "turtledemo", "ensurepip")
+PRUNE_DIRS = ("tests", "test", "idlelib", "tkinter", "turtledemo", "ensurepip")
+# Debian's own bytecode of its standard library is timestamp-based: compiled again in the tree instead.
+STDLIB_SKIP = (*PRUNE_DIRS, "__pycache__")
+COMPILE = Path(__file__).with_name("compile_tree.py")
 LDD_LINE = re.compile(r"^\s*(\S+)(?:\s+=>\s+(\S+|not found))?\s+\(0x[0-9a-f]+\)\s*$")
 
 
@@ -92,7 +96,7 @@ def ldd(path: Path) -> dict[str, Path]:
 
 def copy_stdlib(dest: Path) -> None:
     def ignore(directory: str, names: list[str]) -> set[str]:
-        return {n for n in names if n in PRUNE_DIRS or n.startswith("config-") or n == "dist-packages"}
+        return {n for n in names if n in STDLIB_SKIP or n.startswith("config-") or n == "dist-packages"}
 
     shutil.copytree(SYSTEM_STDLIB, dest, symlinks=True, ignore=ignore)
 
@@ -150,8 +154,6 @@ def prune(venv: Path, extra: list[str]) -> None:
         for d in sorted(site.rglob(name), reverse=True):
             if d.is_dir() and not d.is_symlink():
                 shutil.rmtree(d)
-    for d in sorted(venv.rglob("__pycache__"), reverse=True):
-        shutil.rmtree(d)
 
 
 def bundle_libraries(venv: Path, runtime: Path) -> list[str]:
@@ -160,7 +162,7 @@ def bundle_libraries(venv: Path, runtime: Path) -> list[str]:
     needed: dict[str, Path] = {}
     for elf in elf_files(venv):
         for soname, path in ldd(elf).items():
-            if not path.resolve().is_relative_to(venv):
+            if not path.resolve().is_relative_to(venv.resolve()):
                 needed.setdefault(soname, path)
     system_dirs = [Path("/lib/x86_64-linux-gnu"), Path("/usr/lib/x86_64-linux-gnu")]
     for soname in ALWAYS:
@@ -204,55 +206,63 @@ def interpreter(elf: Path) -> str | None:
     return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
-def compile_bytecode(venv: Path, runtime: Path) -> None:
-    python = venv / "bin" / "python3"
-    dirs = [runtime / "lib" / f"python{PYVER}", venv / "lib" / f"python{PYVER}" / "site-packages"]
-    # -f: rewrite whatever is there; unchecked-hash: never compare with source mtimes; -q: quiet;
-    # -x: files that are not Python 3.11 syntax (templates, py2 leftovers) are skipped, not fatal.
-    argv = [str(python), "-m", "compileall", "-q", "-f", "-j", "0", "--invalidation-mode", "unchecked-hash",
-            "-x", r"/(lib2to3/tests|jinja2/asyncsupport|.*_py2)", *map(str, dirs)]
-    proc = subprocess.run(argv, env={"PYTHONHASHSEED": "0", "LC_ALL": "C"})
-    if proc.returncode not in (0, 1):  # 1: some file did not compile (reported above); not fatal
-        raise SystemExit(f"compileall failed with {proc.returncode}")
+def compile_stdlib(venv: Path, runtime: Path, keep_sources: bool) -> None:
+    """Compile the bundled standard library with the tree's own interpreter (site-packages already are)."""
+    argv = [str(venv / "bin" / "python3"), str(COMPILE), *(["--keep-sources"] if keep_sources else []),
+            str(runtime / "lib" / f"python{PYVER}")]
+    subprocess.run(argv, check=True)
 
 
-def drop_sources(venv: Path) -> int:
-    """Replace each compiled NAME.py by its bytecode as NAME.pyc (a sourceless module); return how many."""
-    tag = f".cpython-{PYVER.replace('.', '')}.pyc"
-    replaced = 0
-    for cache in sorted(venv.rglob("__pycache__"), reverse=True):
-        for pyc in sorted(cache.glob(f"*{tag}")):
-            source = cache.parent / (pyc.name[: -len(tag)] + ".py")
-            if source.is_file() and not source.is_symlink():
-                pyc.replace(source.with_suffix(".pyc"))
-                source.unlink()
-                replaced += 1
-        shutil.rmtree(cache)  # left: bytecode whose source is not a plain file; it would never be read
-    return replaced
+# Run by the tree's interpreter in the probe root: what the built agent is, from the agent itself.
+FACTS = """
+import importlib.metadata as md, json, platform
+import ssl, ctypes, sqlite3, lzma, bz2, zlib, hashlib, _decimal, uuid, pyexpat, readline, curses
+from trove.common.constants import REGISTRY_EXT_DEFAULTS as managers
+print(json.dumps({'python': platform.python_version(), 'managers': sorted(managers),
+                  'packages': sorted(f"{d.metadata['Name']}=={d.version}" for d in md.distributions())}))
+"""
 
 
-def self_check(venv: Path, entrypoint: str) -> None:
-    """Run the bundled interpreter with a bare environment; every mapped file must come from the tree."""
-    probe = (
-        "import ssl, ctypes, sqlite3, lzma, bz2, zlib, hashlib, _decimal, uuid, pyexpat, readline, curses;"
-        "import sys; maps = open('/proc/self/maps').read().split();"
-        "outside = sorted({m for m in maps if m.startswith('/')"
-        f" and not m.startswith('{venv}/')}});"
-        "print('outside:', outside) if outside else None; sys.exit(1 if outside else 0)"
-    )
-    # LC_ALL=C: glibc's built-in locale; any other would be read from the base's /usr/lib/locale.
-    env = {"LC_ALL": "C"}
-    subprocess.run([str(venv / "bin" / "python3"), "-I", "-c", probe], env=env, check=True)
-    version = subprocess.run([str(venv / "bin" / entrypoint), "--version"], env=env, capture_output=True,
-                             text=True, check=True)
-    log(f"{entrypoint} --version: {(version.stdout + version.stderr).strip()}")
+def check_root(root: Path, venv: Path) -> None:
+    """The venv must live in ``root`` at its own path (``venv`` is a symlink to it), and nothing else there."""
+    inside = root / venv.relative_to("/")
+    if not inside.is_dir() or inside.resolve() != venv.resolve():
+        raise SystemExit(f"--root {root}: {venv} must resolve to {inside}")
+    path = root
+    for part in venv.relative_to("/").parts:
+        if (entries := sorted(os.listdir(path))) != [part]:
+            raise SystemExit(f"--root {root}: {path} must hold only {part}, it holds {entries[:5]}")
+        path = path / part
+
+
+def probe(root: Path, venv: Path, entrypoint: str, uid: int) -> dict[str, object]:
+    """Run the finished tree chrooted into ``root``, with nothing else around it, as ``uid``: a file it
+    needs from outside itself (a library, the loader, a module) is simply not there."""
+    chroot = ["/usr/sbin/chroot", f"--userspec={uid}:{uid}", str(root)]
+    env = {"LC_ALL": "C", "PYTHONUTF8": "1", "HOME": "/"}   # LC_ALL=C: glibc's built-in locale
+
+    def run(argv: list[str]) -> str:
+        proc = subprocess.run([*chroot, *argv], env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"the tree alone, as uid {uid}: {' '.join(argv[:2])} exited with "
+                             f"{proc.returncode}:\n{proc.stderr.strip()[-2000:]}")
+        return proc.stdout.strip()
+
+    version = run([f"{venv}/bin/{entrypoint}", "--version"]).splitlines()
+    facts = json.loads(run([f"{venv}/bin/python3", "-I", "-c", FACTS]).splitlines()[-1])
+    facts["version"] = version[-1].strip() if version else ""
+    log(f"{entrypoint} --version, alone as uid {uid}: {facts['version']}")
+    return dict(facts)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--venv", type=Path, required=True)
     parser.add_argument("--entrypoint", required=True)
-    parser.add_argument("--no-bytecode", action="store_true")
+    parser.add_argument("--root", type=Path, required=True,
+                        help="the directory that holds the tree at the venv's path, and nothing else")
+    parser.add_argument("--probe-uid", type=int, required=True, help="the agent's uid, to probe the tree as")
+    parser.add_argument("--facts", type=Path, required=True, help="where to write what the probe reported")
     parser.add_argument("--keep-sources", action="store_true", help="ship NAME.py beside its bytecode")
     parser.add_argument("--prune", action="append", default=[], metavar="RELPATH",
                         help="package data to drop, relative to site-packages (repeatable)")
@@ -264,13 +274,11 @@ def main() -> int:
     libs = bundle_libraries(venv, runtime)
     log(f"bundled {len(libs)} libraries: {' '.join(libs)}")
     rewire(venv, runtime)
-    self_check(venv, args.entrypoint)
-    for d in sorted(venv.rglob("__pycache__"), reverse=True):  # written by the checks above
-        shutil.rmtree(d)
-    if not args.no_bytecode:
-        compile_bytecode(venv, runtime)
-        if not args.keep_sources:
-            log(f"{drop_sources(venv)} modules ship as bytecode only")
+    compile_stdlib(venv, runtime, args.keep_sources)
+    check_root(args.root, venv)
+    facts = probe(args.root, venv, args.entrypoint, args.probe_uid)
+    args.facts.parent.mkdir(parents=True, exist_ok=True)
+    args.facts.write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
     return 0
 
 

@@ -108,16 +108,25 @@ def test_layer_layout_as_trove_expects() -> None:
 
 
 def test_builder_keeps_sources_only_when_asked() -> None:
-    bundling = next(line for line in _builder(PipSettings()).splitlines() if "make_runtime.py" in line
-                    and line.startswith("RUN"))
-    assert "--keep-sources" not in bundling
+    def steps(text: str) -> list[str]:   # the compile and the bundling RUN, each up to its closing bracket
+        return [text[i:text.index("]", i)] for i in (text.index('RUN ["python3.11", "/usr/local/lib/guestforge/'
+                                                                  + name) for name in ("compile_tree", "make_runtime"))]
+    assert not any("--keep-sources" in step for step in steps(_builder(PipSettings())))
     text = context_files(AGENT.model_copy(update={"sources": True}), "guestforge/base:bookworm",
                          PipSettings())["Containerfile"].decode()  # type: ignore[union-attr]
-    assert '"--keep-sources"' in text
+    assert all('"--keep-sources"' in step for step in steps(text))
 
 
-def _make_runtime() -> Any:
-    spec = importlib.util.spec_from_file_location("make_runtime", CONTAINER_SPECS / "agent" / "make_runtime.py")
+def test_site_packages_compile_in_their_own_layer_between_pip_and_bundling() -> None:
+    text = _builder(PipSettings())
+    pip, compile_step, bundling = (text.index(marker) for marker in
+                                   ('/bin/pip"', "COPY agent/compile_tree.py", "COPY agent/make_runtime.py"))
+    assert pip < compile_step < bundling
+    assert '"/opt/guest-agent-venv/lib/python3.11/site-packages"' in text[compile_step:bundling]
+
+
+def _spec_script(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, CONTAINER_SPECS / "agent" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -126,16 +135,15 @@ def _make_runtime() -> Any:
 
 def test_drop_sources_leaves_importable_bytecode_only(tmp_path: Path) -> None:
     """Real bytecode from this interpreter: the module still imports, from NAME.pyc, with no NAME.py."""
-    make_runtime = _make_runtime()
-    make_runtime.PYVER = f"{sys.version_info.major}.{sys.version_info.minor}"
+    compile_tree = _spec_script("compile_tree")
     pkg = tmp_path / "venv" / "site" / "pkg"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "mod.py").write_text("ANSWER = 42\n")
     compileall.compile_dir(str(tmp_path / "venv"), quiet=1)
     (pkg / "uncompiled.py").write_text("X = 1\n")                                   # no bytecode: kept
-    (pkg / "__pycache__" / f"gone.cpython-{sys.version_info.major}{sys.version_info.minor}.pyc").write_bytes(b"")
-    assert make_runtime.drop_sources(tmp_path / "venv") == 2
+    (pkg / "__pycache__" / f"gone.{sys.implementation.cache_tag}.pyc").write_bytes(b"")
+    assert compile_tree.drop_sources(tmp_path / "venv") == 2
     assert sorted(p.name for p in pkg.iterdir()) == ["__init__.pyc", "mod.pyc", "uncompiled.py"]
     code = "import sys; sys.path.insert(0, sys.argv[1]); import pkg.mod as m; print(m.ANSWER, m.__file__)"
     out = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path / "venv" / "site")],
