@@ -24,7 +24,7 @@ from typing import Any
 
 import docker.errors
 
-from builder.agent.config import environment, home_dir
+from builder.agent.config import home_dir
 from builder.errors import BuildError
 from builder.hostenv.pip import CONFIG_FILES, config_value, host_index_url
 from builder.matrix.models import Agent
