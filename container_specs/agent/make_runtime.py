@@ -268,6 +268,7 @@ def main() -> int:
                         help="package data to drop, relative to site-packages (repeatable)")
     args = parser.parse_args()
     venv: Path = args.venv
+    check_root(args.root, venv)
     runtime = make_runtime(venv)
     repoint_venv(venv, runtime)
     prune(venv, args.prune)
@@ -275,7 +276,6 @@ def main() -> int:
     log(f"bundled {len(libs)} libraries: {' '.join(libs)}")
     rewire(venv, runtime)
     compile_stdlib(venv, runtime, args.keep_sources)
-    check_root(args.root, venv)
     facts = probe(args.root, venv, args.entrypoint, args.probe_uid)
     args.facts.parent.mkdir(parents=True, exist_ok=True)
     args.facts.write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")

@@ -149,3 +149,22 @@ def test_drop_sources_leaves_importable_bytecode_only(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path / "venv" / "site")],
                          capture_output=True, text=True, check=True).stdout
     assert out.split() == ["42", str(pkg / "mod.pyc")]
+
+
+def test_probe_root_must_hold_the_tree_at_the_venv_path_and_nothing_else(tmp_path: Path) -> None:
+    """make_runtime.py chroots into the root to run the tree alone: anything else there would be found."""
+    make_runtime = _spec_script("make_runtime")
+    root, venv = tmp_path / "root", tmp_path / "opt" / "venv"
+    inside = root / venv.relative_to("/")
+    inside.mkdir(parents=True)
+    venv.parent.mkdir(parents=True)
+    venv.symlink_to(inside)
+    make_runtime.check_root(root, venv)
+    (inside.parent / "other").mkdir()
+    with pytest.raises(SystemExit, match="must hold only venv"):
+        make_runtime.check_root(root, venv)
+    (inside.parent / "other").rmdir()
+    venv.unlink()
+    venv.mkdir()          # a venv of its own, not the one in the root
+    with pytest.raises(SystemExit, match="must resolve to"):
+        make_runtime.check_root(root, venv)
