@@ -152,6 +152,14 @@ def query(db_host: Any, cell: CellInfo, runtime: FlavorRuntime, secrets: Secrets
     return run
 
 
+def processes(host: Any, comm: str) -> list[tuple[int, int, int]]:
+    """(pid, euid, ruid) of every process named ``comm`` (ps truncates names to 15 characters), from one
+    ps snapshot: testinfra's process module asks ps again per process and attribute, and a short-lived
+    child (a database backend, a worker) can exit in between."""
+    rows = [line.split(None, 3) for line in host.check_output("ps -eo pid=,euid=,ruid=,comm=").splitlines()]
+    return [(int(pid), int(euid), int(ruid)) for pid, euid, ruid, name in rows if name == comm[:15]]
+
+
 def ok_output(result: Any) -> str:
     """stdout of a command that must succeed; the failure message carries its output."""
     assert result.rc == 0, f"exit {result.rc}: {result.stderr.strip() or result.stdout.strip()}"

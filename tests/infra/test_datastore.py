@@ -13,7 +13,7 @@ from docker.models.containers import Container
 
 from builder.flavors import FlavorRuntime, Secrets, version_matches
 from builder.verify.pod import CellInfo, Pod, has_healthcheck, wait_exit
-from tests.infra.conftest import Query, docker_host, healthy, ok_output, run_command, wait_for
+from tests.infra.conftest import Query, docker_host, healthy, ok_output, processes, run_command, wait_for
 
 # Per flavor: (statement, expected output or None) steps of a create/insert/select/delete round trip.
 ROUND_TRIPS: dict[str, list[tuple[str, str | None]]] = {
@@ -85,10 +85,10 @@ def test_reports_the_cell_version(query: Query, cell: CellInfo, runtime: FlavorR
 
 def test_server_runs_as_the_non_root_service_user(sandbox_host: Any, database: Container, cell: CellInfo,
                                                   runtime: FlavorRuntime) -> None:
-    procs = sandbox_host.process.filter(comm=runtime.server_process(cell)[:15])
+    procs = processes(sandbox_host, runtime.server_process(cell))
     assert procs, f"no {runtime.server_process(cell)} process in the pod"
-    assert {int(p.euid) for p in procs} == {cell.uid}
-    assert {int(p.ruid) for p in procs} == {cell.uid}
+    assert {euid for _, euid, _ in procs} == {cell.uid}
+    assert {ruid for _, _, ruid in procs} == {cell.uid}
 
 
 def test_nothing_in_the_database_container_runs_as_root(sandbox_host: Any, database: Container) -> None:

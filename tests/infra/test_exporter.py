@@ -9,7 +9,7 @@ import pytest
 from docker.models.containers import Container
 
 from builder.verify.pod import CellInfo, ExporterInfo
-from tests.infra.conftest import wait_for
+from tests.infra.conftest import processes, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,6 @@ def test_reports_the_database_up(exporter: Container, exporter_info: ExporterInf
 
 def test_runs_as_its_non_root_user(exporter: Container, exporter_info: ExporterInfo, sandbox_host: Any) -> None:
     program = (exporter_info.command[0] if exporter_info.command else exporter_info.name).rsplit("/", 1)[-1]
-    procs = sandbox_host.process.filter(comm=program[:15])
+    procs = processes(sandbox_host, program)
     assert procs, f"no {program} process in the pod"
-    assert {int(p.euid) for p in procs} == {exporter_info.uid}
+    assert {euid for _, euid, _ in procs} == {exporter_info.uid}

@@ -9,7 +9,7 @@ from docker.models.containers import Container
 
 from builder.flavors import FlavorRuntime, Secrets
 from builder.verify.pod import CellInfo, Pod, wait_exit
-from tests.infra.conftest import Query, docker_host, ok_output, run_command
+from tests.infra.conftest import Query, docker_host, ok_output, processes, run_command
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -27,10 +27,10 @@ def _query(container: Container, cell: CellInfo, runtime: FlavorRuntime, secrets
 def test_the_password_stays_off_the_server_command_line(sandbox_host: Any, db_host: Any, cell: CellInfo,
                                                         runtime: FlavorRuntime, secrets: Secrets) -> None:
     server = runtime.server_process(cell)
-    procs = sandbox_host.process.filter(comm=server)
+    procs = processes(sandbox_host, server)
     assert procs, f"no {server} process in the pod"
-    for proc in procs:
-        assert secrets.password not in sandbox_host.check_output("tr '\\0' ' ' < /proc/%s/cmdline", str(proc.pid))
+    for pid, _, _ in procs:
+        assert secrets.password not in sandbox_host.check_output("tr '\\0' ' ' < /proc/%s/cmdline", str(pid))
     # The server's environment too (the entrypoint unsets the variable before exec; the server then
     # reuses that memory for its process title). Only the server's user may read it: read it from
     # inside the database container, where a permission error fails the command.
