@@ -28,8 +28,7 @@ from builder.agent.config import home_dir
 from builder.errors import BuildError
 from builder.hostenv.pip import CONFIG_FILES, config_value, host_index_url
 from builder.matrix.models import Agent
-from builder.oci.archive import ROOT_DIR, Owner, parents, repack_layer, sha256_file
-from builder.oci.archive import stream as archive_stream
+from builder.oci.archive import ROOT_DIR, Owner, parents, repack_layer, sha256_file, stream
 from builder.oci.engine import Engine
 from builder.oci.render import render
 from builder.paths import CONTAINER_SPECS
@@ -179,12 +178,12 @@ def export_venv(engine: Engine, image_id: str, venv: str, out: Path, name: str) 
     container = engine.client.containers.create(image_id, ["/bin/true"], name=name, network_disabled=True,
                                                 labels={"io.guestforge.role": "agent-export"})
     try:
-        stream, _ = container.get_archive(TREE_ROOT + venv, chunk_size=1 << 20)
+        chunks, _ = container.get_archive(TREE_ROOT + venv, chunk_size=1 << 20)
         with out.open("wb") as f:
-            for chunk in stream:
+            for chunk in chunks:
                 f.write(chunk)
         chunks, _ = container.get_archive(FACTS)
-        with tarfile.open(fileobj=archive_stream(iter(chunks)), mode="r|") as tar:
+        with tarfile.open(fileobj=stream(iter(chunks)), mode="r|") as tar:
             member = next(m for m in tar if m.isfile())
             facts: dict[str, Any] = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
     except (docker.errors.APIError, StopIteration, ValueError) as exc:

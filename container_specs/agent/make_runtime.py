@@ -160,9 +160,10 @@ def bundle_libraries(venv: Path, runtime: Path) -> list[str]:
     """Copy into runtime/lib every library an ELF object of the tree needs that lives outside the tree."""
     libdir = runtime / "lib"
     needed: dict[str, Path] = {}
+    tree = venv.resolve()   # venv is a symlink to the tree's own root (see --root)
     for elf in elf_files(venv):
         for soname, path in ldd(elf).items():
-            if not path.resolve().is_relative_to(venv.resolve()):
+            if not path.resolve().is_relative_to(tree):
                 needed.setdefault(soname, path)
     system_dirs = [Path("/lib/x86_64-linux-gnu"), Path("/usr/lib/x86_64-linux-gnu")]
     for soname in ALWAYS:
@@ -214,7 +215,7 @@ def compile_stdlib(venv: Path, runtime: Path, keep_sources: bool) -> None:
 
 
 # Run by the tree's interpreter in the probe root: what the built agent is, from the agent itself.
-FACTS = """
+FACTS_SCRIPT = """
 import importlib.metadata as md, json, platform
 import ssl, ctypes, sqlite3, lzma, bz2, zlib, hashlib, _decimal, uuid, pyexpat, readline, curses
 from trove.common.constants import REGISTRY_EXT_DEFAULTS as managers
@@ -249,10 +250,10 @@ def probe(root: Path, venv: Path, entrypoint: str, uid: int) -> dict[str, object
         return proc.stdout.strip()
 
     version = run([f"{venv}/bin/{entrypoint}", "--version"]).splitlines()
-    facts = json.loads(run([f"{venv}/bin/python3", "-I", "-c", FACTS]).splitlines()[-1])
+    facts: dict[str, object] = json.loads(run([f"{venv}/bin/python3", "-I", "-c", FACTS_SCRIPT]).splitlines()[-1])
     facts["version"] = version[-1].strip() if version else ""
     log(f"{entrypoint} --version, alone as uid {uid}: {facts['version']}")
-    return dict(facts)
+    return facts
 
 
 def main() -> int:

@@ -104,13 +104,16 @@ def exec_as_agent(container: Container, agent: Agent, argv: list[str]) -> tuple[
     return int(result.exit_code), (out or b"").decode(), (err or b"").decode()
 
 
-# Run with the tree's python as the agent: every mapped file must come from the tree.
-MAPS_PROBE = r"""
+# Python run by the tree's interpreter as the agent: ``outside`` lists the files a process (argv[1], else
+# this one) maps from outside the tree; a check appends its report.
+MAPS_CHECK = r"""
 import json, os, sys
 pid = sys.argv[1] if len(sys.argv) > 1 else 'self'
 maps = {l.split()[5] for l in open(f'/proc/{pid}/maps') if len(l.split()) > 5 and l.split()[5].startswith('/')}
-print(json.dumps(sorted(m for m in maps if not m.startswith(sys.prefix + '/') and not m.startswith('/dev/'))))
+outside = sorted(m for m in maps if not m.startswith(sys.prefix + '/') and not m.startswith('/dev/'))
 """
+# Every mapped file must come from the tree.
+MAPS_PROBE = MAPS_CHECK + "print(json.dumps(outside))\n"
 
 
 # -- fixtures -------------------------------------------------------------------------------------------------

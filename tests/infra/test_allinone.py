@@ -20,14 +20,12 @@ from builder.oci.archive import stream
 from builder.flavors import FlavorRuntime, Secrets
 from builder.matrix.models import Agent
 from builder.verify.pod import Pod, VerifyContext, wait_healthy
-from tests.infra.test_agent import exec_as_agent, load_agent, tree_paths
+from tests.infra.test_agent import MAPS_CHECK, exec_as_agent, load_agent, tree_paths
 
 # Run with the tree's python as the agent: every extension module the tree ships imports on this base,
 # and with all of them loaded the process maps no file from outside the tree.
-IMPORT_PROBE = IMPORT_CHECK + r"""
-maps = {l.split()[5] for l in open('/proc/self/maps') if len(l.split()) > 5 and l.split()[5].startswith('/')}
-print(json.dumps({'count': count, 'failed': failed, 'uid': os.getuid(), 'gid': os.getgid(),
-                  'outside': sorted(m for m in maps if not m.startswith((sys.prefix + '/', '/dev/')))}))
+IMPORT_PROBE = IMPORT_CHECK + MAPS_CHECK + r"""
+print(json.dumps({'count': count, 'failed': failed, 'uid': os.getuid(), 'gid': os.getgid(), 'outside': outside}))
 """
 
 
