@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,13 +42,14 @@ def per_cell(cells: list[str], build: Run, verify: Run) -> list[list[str]]:
     for cell in cells:
         ds, aio = b.get(f"datastore:{cell}", {}), b.get(f"aio:{cell}", {})
         ver = v.get(f"verify-datastore:{cell}", {}), v.get(f"verify-aio:{cell}", {})
-        out.append([cell, f"{float(ds.get('seconds', 0)):.1f}s", f"{float(aio.get('seconds', 0)):.1f}s",
-                    f"{sum(float(x.get('seconds', 0)) for x in ver):.1f}s", human_size(ds.get("size")),  # type: ignore[arg-type]
-                    human_size(aio.get("size")), str(aio.get("digest", ""))[7:19]])  # type: ignore[arg-type]
+        seconds = [float(str(r.get("seconds", 0))) for r in (ds, aio, *ver)]
+        out.append([cell, f"{seconds[0]:.1f}s", f"{seconds[1]:.1f}s", f"{sum(seconds[2:]):.1f}s",
+                    human_size(int(str(ds.get("size") or 0))), human_size(int(str(aio.get("size") or 0))),
+                    str(aio.get("digest", ""))[7:19]])
     return out
 
 
-def sharing(build: Run, matrix_cells: list[object]) -> tuple[int, int]:
+def sharing(build: Run, matrix_cells: Sequence[object]) -> tuple[int, int]:
     """(unique layer bytes, sum of shipped image sizes) from the report's image sizes."""
     rows = rows_by_node(build)
     size = {n: int(r.get("size") or 0) for n, r in rows.items()}  # type: ignore[call-overload]

@@ -1,4 +1,4 @@
-"""Which action produces which kind of node, for one run (constructed with the run's engine)."""
+"""Actions that produce the agent tree, the agent sidecar image and the cell's pod spec."""
 
 from __future__ import annotations
 
@@ -6,46 +6,39 @@ import os
 import shutil
 from dataclasses import replace
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from builder.errors import BuildError
-from builder.graph.execute import CONTENT, Action, Step
+from builder.graph.step import CONTENT, RunContext, Step
 from builder.matrix.models import Agent
 from builder.oci.archive import sha256_file
-from builder.oci.engine import Engine
 from builder.oci.k8s import check_pod
 from builder.oci.layers import append_layer
 from builder.oci.podspec import pod_spec, to_yaml
 from builder.oci.render import render
-from builder.oci.steps import (
-    KEY_LABEL,
-    AllInOneAction,
-    BaseAction,
-    ImageAction,
-    TemplateAction,
-    UpstreamAction,
-    image_ref,
-    short,
-)
+from builder.oci.steps import KEY_LABEL, ImageAction, config_cache, node_image, short
 from builder.paths import CONTAINER_SPECS
 from builder.plan import Cell
 
 
 class FileAction:
-    """Artifacts that are files under ``build/artifacts``; they exist while the file has its digest."""
+    """Artifacts that are files under ``build/artifacts``; they exist while the file has its digest. Their
+    ``path`` is recorded relative to the build directory."""
 
     serial = False
 
-    def __init__(self, artifacts: Path):
-        self.artifacts = artifacts
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.artifacts = ctx.artifacts
 
     def exists(self, artifact: Mapping[str, Any]) -> bool:
         """Small files recorded with their sha256 (a pod spec, rewritten in place by every build of its
         cell) are checked by content; large ones, kept under key-derived names, by size."""
-        path = Path(str(artifact.get("path", "")))
+        if not artifact.get("path"):
+            return False
+        path = self.ctx.build_dir / str(artifact["path"])
         if not path.is_file() or path.stat().st_size != artifact.get("size"):
             return False
         return "sha256" not in artifact or sha256_file(path) == f"sha256:{artifact['sha256']}"
@@ -54,17 +47,13 @@ class FileAction:
 class AgentTreeAction(FileAction):
     """Build the self-contained agent tree once; keep its tarball under a key-derived name."""
 
-    def __init__(self, engine: Engine, artifacts: Path):
-        super().__init__(artifacts)
-        self.engine = engine
-
     def run(self, step: Step) -> dict[str, Any]:
         from builder.agent.bundle import build_agent_tree, pip_settings
 
         agent = Agent(**step.node.values["agent"])
         # The index is a keyed input; the host's CA bundle (for TLS-inspecting egress) is transport only.
         pip = replace(pip_settings(agent), index_url=step.node.values["pip"]["index_url"])
-        tree = build_agent_tree(self.engine, agent, step.parent("base")["ref"], step.workdir, step.log, pip=pip)
+        tree = build_agent_tree(self.ctx.engine, agent, step.parent("base")["ref"], step.workdir, step.log, pip=pip)
         final = self.artifacts / "agent" / f"agent-tree-{short(step.key)}.tar"
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_suffix(".tmp")
@@ -76,7 +65,7 @@ class AgentTreeAction(FileAction):
         tmp.replace(final)  # complete or absent, never half-written
         # The tarball's digest decides everything consumers read (version, managers, packages come from
         # probing those bytes): a rebuild to the same digest lets the graph cut off below it.
-        return {**tree.as_dict(), "path": str(final), "size": final.stat().st_size, CONTENT: tree.diff_id}
+        return {**tree.as_dict(), "path": step.rel(final), "size": final.stat().st_size, CONTENT: tree.diff_id}
 
 
 SIDECAR_BASE = "guestforge/agent:sidecar-base"
@@ -85,21 +74,17 @@ SIDECAR_BASE = "guestforge/agent:sidecar-base"
 class AgentImageAction(ImageAction):
     """The agent sidecar: a small image for the agent's user and runtime config, plus the tree layer."""
 
-    def __init__(self, engine: Engine, config_cache: Path | None = None):
-        super().__init__(engine)
-        self.config_cache = config_cache
-
     def run(self, step: Step) -> dict[str, Any]:
-        ref, moving = image_ref(step.node.id, step.key)
+        ref, moving = node_image(step)
         text = render("agent.Containerfile.j2", {"base_image": step.parent("base")["ref"], **step.node.values},
                       CONTAINER_SPECS)
         # The sidecar's own part stays tagged: an agent change then finds it in the engine's build
         # cache and costs the layer append only, not another apt install.
         pre = self.engine.build({"Containerfile": text.encode()}, SIDECAR_BASE, step.log)
         tree = step.parent("agent-tree")
-        result = append_layer(self.engine, pre, Path(tree["path"]), ref, step.log,
+        result = append_layer(self.engine, pre, step.path(tree["path"]), ref, step.log,
                               labels={KEY_LABEL: step.key}, comment=f"guestforge agent layer {tree.get('version')}",
-                              diff_id=tree["diff_id"], config_cache=self.config_cache)
+                              diff_id=tree["diff_id"], config_cache=config_cache(self.ctx))
         return self._artifact(step, ref, moving, result.image_id, agent_layer=result.diff_id)
 
 
@@ -108,7 +93,7 @@ class PodAction(FileAction):
 
     def run(self, step: Step) -> dict[str, Any]:
         v = step.node.values
-        datastore = step.parent("datastore")
+        datastore = step.parent("datastore", "upstream")
         cell = Cell.from_values(v["cell"], v["exporter"], image=datastore.get("upstream"))
         images = {"datastore": datastore["ref"], "exporter": step.parent("exporter")["ref"],
                   "agent": step.parent("agent-image")["ref"]}
@@ -128,31 +113,4 @@ class PodAction(FileAction):
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.replace(path)
-        return {"path": str(path), "size": path.stat().st_size, "sha256": sha256_file(path).split(":", 1)[1]}
-
-
-def all_actions(engine: Engine, build_dir: Path) -> dict[str, Action]:
-    artifacts = build_dir / "artifacts"
-    configs = build_dir / "work" / "image-configs"
-    from builder.publish.actions import publish_actions
-    from builder.verify.steps import verification_actions
-    from builder.vm.steps import vm_actions
-
-    return {
-        **vm_actions(engine, build_dir),
-        **publish_actions(engine, build_dir),
-        "base": BaseAction(engine),
-        "debug": TemplateAction(engine, "debug.Containerfile.j2"),
-        "datastore": TemplateAction(engine, "datastore.Containerfile.j2",
-                                   ("container_specs/flavors/common", "container_specs/flavors/{flavor}")),
-        "upstream": UpstreamAction(engine),
-        "exporter": TemplateAction(engine, "exporter.Containerfile.j2"),
-        "agent-tree": AgentTreeAction(engine, artifacts),
-        "agent-image": AgentImageAction(engine, configs),
-        "aio": AllInOneAction(engine, configs),
-        "pod": PodAction(artifacts),
-        **verification_actions(build_dir),
-    }
-
-
-
+        return {"path": step.rel(path), "size": path.stat().st_size, "sha256": sha256_file(path).split(":", 1)[1]}

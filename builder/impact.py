@@ -9,7 +9,6 @@ every artifact everything (and the report says so).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,25 +90,34 @@ def affected(repo: Path, since: str, matrix_path: str, matrix: Matrix, host: Hos
             impact.affected.append(CellTarget(cell, target, tuple(hit), tuple(reasons)))
         else:
             impact.unaffected.append(f"{cell}/{target}")
-    readers: dict[str, set[str]] = {}
-    for node in now.nodes.values():
-        for rel in node.files:
-            readers.setdefault(rel, set()).add(node.id)
+    impact.file_effects, impact.everything = _file_effects(now, now_per, touched, matrix_path)
+    return impact
+
+
+def _file_effects(now: Graph, now_per: dict[tuple[str, str], list[str]], touched: list[str],
+                  matrix_path: str) -> tuple[dict[str, str], bool]:
+    """What each changed file reaches: (file -> effect, whether one shapes every cell target)."""
+    effects: dict[str, str] = {}
+    everything = False
+    readers: dict[str, set[str]] = {}   # file -> the nodes that read it (declared) or run it (code closure)
+    for node_id, manifest in now.manifests.items():
+        for rel in (*manifest["files"], *manifest["code"]):
+            readers.setdefault(rel, set()).add(node_id)
     children = now.children()
     for rel in touched:
         if rel == matrix_path:
-            impact.file_effects[rel] = "the matrix: the cells whose values changed"
+            effects[rel] = "the matrix: the cells whose values changed"
             continue
         reach = _downstream(readers.get(rel, set()), children)
         cells = {ct for ct, closure in now_per.items() if reach.intersection(closure)}
         if not reach:
-            impact.file_effects[rel] = "shapes no artifact"
+            effects[rel] = "shapes no artifact"
         elif len(cells) == len(now_per):
-            impact.file_effects[rel] = f"shapes every artifact ({len(readers[rel])} nodes read it directly)"
-            impact.everything = True
+            effects[rel] = f"shapes every artifact ({len(readers[rel])} nodes read it directly)"
+            everything = True
         else:
-            impact.file_effects[rel] = f"{len(cells)} of {len(now_per)} cell targets ({len(readers[rel])} nodes read it)"
-    return impact
+            effects[rel] = f"{len(cells)} of {len(now_per)} cell targets ({len(readers[rel])} nodes read it)"
+    return effects, everything
 
 
 def _downstream(start: set[str], children: dict[str, list[str]]) -> set[str]:
@@ -124,7 +132,3 @@ def _downstream(start: set[str], children: dict[str, list[str]]) -> set[str]:
 
 def job_name(cell: str, target: str) -> str:
     return f"guestforge-{target}-{cell}".replace(".", "-")
-
-
-def selected(impact: Impact, targets: Sequence[str] | None = None) -> list[CellTarget]:
-    return [a for a in impact.affected if targets is None or a.target in targets]

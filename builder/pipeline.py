@@ -2,12 +2,14 @@
 
 Pure: no engine, no network. ``affected`` runs this against a git revision and
 against the work tree and compares keys, so everything a node's output depends on
-must be declared here (values, repository files, tools, parents) and nothing else.
+is declared here (values, the templates, elements and suites it reads, tools,
+parents) and nothing else. The Python code a node runs is not listed: its key
+hashes the import closure of its kind's action (``builder.graph.code``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,19 +21,10 @@ from builder.oci.rootfs import DPKG_OPTIONS, resolve
 from builder.plan import Cell
 
 MACROS = "container_specs/_macros.j2"
-# Builder code that shapes artifacts is an input like any template: editing it changes the keys of
-# what it shapes (and ``affected`` says so), editing the CLI or the scheduler changes nothing.
-ENGINE_CODE = ("builder/oci/render.py", "builder/oci/archive.py", "builder/oci/engine.py", "builder/oci/steps.py")
-VERIFY_CODE = ("builder/verify/pod.py", "builder/verify/runner.py", "builder/verify/steps.py", "builder/flavors.py",
-               "tests/infra/conftest.py")
-
-
-VM_CODE = ("builder/vm/dib.py", "builder/vm/images.py", "builder/vm/assemble.py", "builder/vm/gpt.py",
-           "builder/vm/manifest.py", "builder/vm/steps.py", "builder/oci/rootfs.py")
 VM_TOOLS = ("diskimage-builder", "qemu-img", "libguestfs")
-PUBLISH_CODE = ("builder/publish/actions.py", "builder/publish/refs.py", "builder/cache/oci_client.py",
-                "builder/oci/engine.py")
 VM_TARGETS = ("vm", "baremetal")
+# pytest loads these for every suite under tests/infra (rootdir first), without an import.
+INFRA_CONFTESTS = ("tests/conftest.py", "tests/infra/conftest.py")
 
 
 @dataclass(frozen=True)
@@ -70,10 +63,6 @@ def exporter_values(name: str, exporter: Exporter) -> dict[str, Any]:
     return {"name": name, **exporter.model_dump()}
 
 
-def _targets(cells: Sequence[Cell], *wanted: Target) -> frozenset[str]:
-    return frozenset(t for c in cells for t in c.targets if t in wanted) or frozenset(wanted)
-
-
 class Declarer:
     """Builds the node list for a set of cells; shared nodes (bases, agent, exporters) appear once."""
 
@@ -97,14 +86,14 @@ class Declarer:
             values={"name": name, "suite": resolved.suite, "sources": resolved.sources(),
                     "archive": resolved.archive, "security": resolved.security,
                     "components": list(resolved.components), "dpkg_options": list(DPKG_OPTIONS)},
-            files=("builder/oci/rootfs.py", "builder/oci/steps.py"), tools=("mmdebstrap", "docker"),
+            tools=("mmdebstrap", "docker"),
         ))
 
     def debug(self) -> str:
         return self.add(Node(
             id="debug", kind="debug", title="debug/sandbox image", parents=(self.base(self.matrix.agent.base),),
             values={"labels": _labels("guestforge debug", "1", {"io.guestforge.role": "debug"})},
-            files=(MACROS, "container_specs/debug.Containerfile.j2", *ENGINE_CODE), tools=("docker",),
+            files=(MACROS, "container_specs/debug.Containerfile.j2"), tools=("docker",),
         ))
 
     def agent_tree(self) -> str:
@@ -113,10 +102,7 @@ class Declarer:
             id="agent-tree", kind="agent-tree", title=f"agent tree {agent.package} {agent.version}",
             parents=(self.base(agent.base),),
             values={"agent": agent_values(agent), "pip": {"index_url": agent.index_url or self.host.pip_index}},
-            files=(MACROS, "container_specs/agent-build.Containerfile.j2",
-                   *self.tree.files("container_specs/agent"), "builder/agent/bundle.py", "builder/agent/config.py",
-                   "builder/actions.py",
-                   *ENGINE_CODE),
+            files=(MACROS, "container_specs/agent-build.Containerfile.j2", *self.tree.files("container_specs/agent")),
             tools=("docker",),
         ))
 
@@ -128,8 +114,7 @@ class Declarer:
             id="agent-image", kind="agent-image", title=f"agent image {agent.package} {agent.version}",
             parents=(self.base(agent.base), self.agent_tree()),
             values={"agent": agent_values(agent), "labels": labels},
-            files=(MACROS, "container_specs/agent.Containerfile.j2", "builder/oci/layers.py", "builder/actions.py",
-                   *ENGINE_CODE),
+            files=(MACROS, "container_specs/agent.Containerfile.j2"),
             tools=("docker",),
         ))
 
@@ -140,17 +125,15 @@ class Declarer:
             values={"exporter": exporter_values(name, exporter),
                     "labels": _labels(f"guestforge {name}", "1", {"io.guestforge.role": "exporter",
                                                                   "io.guestforge.exporter": name})},
-            files=(MACROS, "container_specs/exporter.Containerfile.j2", *ENGINE_CODE), tools=("docker",),
+            files=(MACROS, "container_specs/exporter.Containerfile.j2"), tools=("docker",),
         ))
 
     # -- per-cell OCI nodes ---------------------------------------------------------------------
     def datastore(self, cell: Cell) -> str:
-        targets = frozenset(cell.targets)
         if cell.image:
             return self.add(Node(
                 id=f"datastore:{cell.name}", kind="upstream", title=f"{cell.name} upstream image", cell=cell.name,
-                targets=targets, values={"image": cell.image, "cell": cell_values(cell)},
-                files=("builder/oci/steps.py",), tools=("docker",),
+                values={"image": cell.image, "cell": cell_values(cell)}, tools=("docker",),
             ))
         assert cell.base_name is not None
         agent = self.matrix.agent
@@ -161,13 +144,13 @@ class Declarer:
         })
         return self.add(Node(
             id=f"datastore:{cell.name}", kind="datastore", title=f"{cell.name} datastore image", cell=cell.name,
-            targets=targets, parents=(self.base(cell.base_name),),
+            parents=(self.base(cell.base_name),),
             values={"cell": cell_values(cell), "labels": labels,
                     "agent": {"user": agent.user, "uid": agent.uid, "log_dir": agent.log_dir,
                               "config_dir": agent.config_dir}},
             files=(MACROS, "container_specs/datastore.Containerfile.j2",
                    *self.tree.files("container_specs/flavors/common"),
-                   *self.tree.files(f"container_specs/flavors/{cell.flavor}"), *ENGINE_CODE),
+                   *self.tree.files(f"container_specs/flavors/{cell.flavor}")),
             tools=("docker",),
         ))
 
@@ -175,64 +158,60 @@ class Declarer:
         agent = self.matrix.agent
         return self.add(Node(
             id=f"aio:{cell.name}", kind="aio", title=f"{cell.name} all-in-one image (agent layer on top)",
-            cell=cell.name, targets=frozenset(["oci"]), parents=(self.datastore(cell), self.agent_tree()),
-            values={"labels": {"io.guestforge.agent.version": agent.version, "io.guestforge.role": "allinone"}},
-            files=("builder/oci/layers.py", "builder/oci/engine.py", "builder/oci/steps.py"), tools=("docker",),
+            cell=cell.name, parents=(self.datastore(cell), self.agent_tree()),
+            values={"cell": {"datastore": cell.datastore, "version": cell.version},
+                    "labels": {"io.guestforge.agent.version": agent.version, "io.guestforge.role": "allinone"}},
+            tools=("docker",),
         ))
 
     def pod(self, cell: Cell) -> str:
         return self.add(Node(
             id=f"pod:{cell.name}", kind="pod", title=f"{cell.name} pod spec", cell=cell.name,
-            targets=frozenset(["oci"]),
             parents=(self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image(), self.agent_tree()),
             values={"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
                     "agent": agent_values(self.matrix.agent)},
-            files=("builder/oci/podspec.py", "builder/oci/k8s.py", "builder/flavors.py", "builder/actions.py",
-                   "builder/agent/config.py"),
         ))
 
     # -- verification nodes ---------------------------------------------------------------------
     def _infra(self, names: tuple[str, ...]) -> list[str]:
         return [f"tests/infra/{n}" for n in names if self.tree.read(f"tests/infra/{n}") is not None]
 
-    def _verify(self, node_id: str, title: str, cell: Cell | None, parents: tuple[str, ...],
-                values: dict[str, Any], suites: tuple[str, ...], support: tuple[str, ...] = (),
-                code: tuple[str, ...] = (), kind: str | None = None) -> str:
-        """A verification node: ``suites`` are the testinfra files it runs, ``support`` what they import.
-        Both are hashed, so a comment in another datastore's suite changes nothing here."""
+    def _verify(self, kind: str, node_id: str, title: str, cell: Cell | None, parents: tuple[str, ...],
+                values: dict[str, Any], suites: tuple[str, ...]) -> str:
+        """A verification node: ``suites`` are the testinfra files it runs (what they import, and the
+        conftest files pytest loads, are hashed too), so a comment in another datastore's suite changes
+        nothing here."""
         run = self._infra(suites)
+        conftests = [c for c in (*INFRA_CONFTESTS, *{f"{s.rsplit('/', 1)[0]}/conftest.py" for s in run})
+                     if self.tree.read(c) is not None]
         return self.add(Node(
-            id=node_id, kind=kind or node_id.split(":", 1)[0], title=title, cell=cell.name if cell else None,
-            targets=frozenset([values.get("target", "vm" if kind == "verify-boot" else "oci")]), parents=parents,
-            values={**values, "suites": run},
-            files=(*VERIFY_CODE, *code, *run, *self._infra(support)),
+            id=node_id, kind=kind, title=title, cell=cell.name if cell else None, parents=parents,
+            values={**values, "suites": run}, files=tuple(dict.fromkeys((*run, *conftests))),
         ))
 
     def verify_datastore(self, cell: Cell) -> str:
         return self._verify(
-            f"verify-datastore:{cell.name}", f"{cell.name} verify database+exporter", cell,
+            "verify-datastore", f"verify-datastore:{cell.name}", f"{cell.name} verify database+exporter", cell,
             (self.datastore(cell), self.exporter(cell.exporter_name), self.debug()),
             {"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
              "upstream": cell.upstream},
             ("test_image_hygiene.py", "test_datastore.py", "test_exporter.py", f"flavors/test_{cell.flavor}.py"),
-            ("__init__.py", "flavors/__init__.py"),
         )
 
     def verify_agent(self) -> str:
         return self._verify(
-            "verify-agent", "verify agent image", None, (self.agent_image(), self.agent_tree(), self.debug()),
+            "verify-agent", "verify-agent", "verify agent image", None,
+            (self.agent_image(), self.agent_tree(), self.debug()),
             {"agent": agent_values(self.matrix.agent)}, ("test_agent.py",),
-            ("__init__.py", "test_image_hygiene.py"), ("builder/agent/config.py",),
         )
 
     def verify_allinone(self, cell: Cell) -> str:
         return self._verify(
-            f"verify-aio:{cell.name}", f"{cell.name} verify all-in-one image", cell,
+            "verify-aio", f"verify-aio:{cell.name}", f"{cell.name} verify all-in-one image", cell,
             # The agent and datastore suites scanned the two halves; this one checks how they join.
             (self.allinone(cell), self.datastore(cell), self.agent_tree(), self.debug(),
              self.verify_agent(), self.verify_datastore(cell)),
             {"cell": cell_values(cell), "agent": agent_values(self.matrix.agent)}, ("test_allinone.py",),
-            ("__init__.py", "test_agent.py", "test_image_hygiene.py"), ("builder/agent/config.py",),
         )
 
     # -- VM and bare-metal nodes ----------------------------------------------------------------
@@ -241,13 +220,12 @@ class Declarer:
         resolved = resolve(name, self.matrix.bases[name], self.host.mirrors)
         return self.add(Node(
             id=f"guest-base:{name}", kind="guest-base", title=f"guest base {name} (OS + runtime + agent)",
-            targets=frozenset(VM_TARGETS), parents=(self.agent_tree(),),
+            parents=(self.agent_tree(),),
             values={"base": {"name": name, "suite": resolved.suite, "archive": resolved.archive,
                              "security": resolved.security, "components": list(resolved.components)},
                     "agent": agent_values(self.matrix.agent), "assembly": self.host.assembly,
                     "dpkg_options": list(DPKG_OPTIONS)},
-            files=(*self.element_files("guestforge-guest"), *self.element_files("guestforge-agent"),
-                   *VM_CODE),
+            files=(*self.element_files("guestforge-guest"), *self.element_files("guestforge-agent")),
             tools=VM_TOOLS,
         ))
 
@@ -255,31 +233,29 @@ class Declarer:
         targets = [t for t in VM_TARGETS if t in cell.targets]
         return self.add(Node(
             id=f"guest:{cell.name}", kind="guest-image", title=f"{cell.name} {' + '.join(targets)} images",
-            cell=cell.name, targets=frozenset(targets),
+            cell=cell.name,
             parents=(self.guest_base(cell), self.datastore(cell), self.exporter(cell.exporter_name)),
             values={"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
                     "image": cell.image, "targets": targets, "assembly": self.host.assembly},
-            files=(*self.element_files("guestforge-base-tree"),
-                   *self.element_files("guestforge-datastore"), "builder/vm/preload.py", *VM_CODE),
+            files=(*self.element_files("guestforge-base-tree"), *self.element_files("guestforge-datastore")),
             tools=VM_TOOLS,
         ))
 
     def verify_guest_image(self, cell: Cell, target: str) -> str:
         return self._verify(
-            f"verify-{target}:{cell.name}", f"{cell.name} verify {target} image", cell, (self.guest_images(cell),),
+            f"verify-{target}", f"verify-{target}:{cell.name}", f"{cell.name} verify {target} image", cell,
+            (self.guest_images(cell),),
             {"cell": cell_values(cell), "agent": agent_values(self.matrix.agent), "target": target},
-            ("vm/test_guest_image.py",), ("vm/__init__.py", "vm/conftest.py"), ("builder/vm/verify.py",),
+            ("vm/test_guest_image.py",),
         )
 
     def boot(self, cell: Cell) -> str:
         return self._verify(
-            f"boot-vm:{cell.name}", f"{cell.name} boot vm (BIOS, UEFI) and verify", cell,
+            "verify-boot", f"boot-vm:{cell.name}", f"{cell.name} boot vm (BIOS, UEFI) and verify", cell,
             (self.guest_images(cell),),
             {"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
              "agent": agent_values(self.matrix.agent), "image": cell.image, "firmware": ["bios", "uefi"]},
-            ("vm/test_guest_boot.py",), ("vm/__init__.py", "vm/conftest.py"),
-            ("builder/vm/boot.py", "builder/vm/seed.py", "builder/vm/runtime.py", "builder/agent/config.py"),
-            kind="verify-boot",
+            ("vm/test_guest_boot.py",),
         )
 
     # -- publishing -----------------------------------------------------------------------------
@@ -290,18 +266,17 @@ class Declarer:
         if target == "oci":
             return self.add(Node(
                 id=f"publish-oci:{cell.name}", kind="publish-oci", title=f"{cell.name} publish OCI images",
-                cell=cell.name, targets=frozenset(["oci"]),
+                cell=cell.name,
                 parents=(self.datastore(cell), self.allinone(cell), self.exporter(cell.exporter_name),
                          self.agent_image(), self.pod(cell), self.verify_datastore(cell), self.verify_agent(),
                          self.verify_allinone(cell)),
-                values=values, files=PUBLISH_CODE, tools=("docker",),
+                values=values, tools=("docker",),
             ))
         checks = (self.verify_guest_image(cell, target), *([self.boot(cell)] if target == "vm" else []))
         return self.add(Node(
             id=f"publish-{target}:{cell.name}", kind="publish-disk", title=f"{cell.name} publish {target} image",
-            cell=cell.name, targets=frozenset([target]), parents=(self.guest_images(cell), *checks),
+            cell=cell.name, parents=(self.guest_images(cell), *checks),
             values={**values, "target": target, "datastore": cell.datastore, "version": cell.version},
-            files=PUBLISH_CODE,
         ))
 
     # -- selection ------------------------------------------------------------------------------

@@ -13,9 +13,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from builder.graph.execute import Action, Executor, Outcome, RemoteCache
+from builder.graph.execute import Executor, Outcome, RemoteCache
 from builder.graph.index import Index, build_lock
+from builder.graph.kinds import actions_for
 from builder.graph.model import Graph
+from builder.graph.step import RunContext
 from builder.graph.trees import Tree, WorkTree
 from builder.hostenv.apt import MirrorError, host_mirrors
 from builder.hostenv.pip import host_index_url
@@ -30,10 +32,15 @@ from builder.report import Row, print_table, rows, write_report
 
 @dataclass(frozen=True)
 class Options:
+    """``build_dir`` is made absolute here, once: every path below it is recorded relative to it."""
+
     build_dir: Path
     jobs: int = 2
     force: bool = False
     cache_registry: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "build_dir", self.build_dir.resolve())
 
 
 def host_inputs() -> HostInputs:
@@ -68,26 +75,35 @@ class RunResult:
     table: list[Row]
     report: Path
     seconds: float
+    build_dir: Path
+
+    def path(self, rel: str) -> Path:
+        """A path an artifact recorded (relative to the build directory), made absolute."""
+        return self.build_dir / rel
 
     @property
     def ok(self) -> bool:
         return all(o.ok for o in self.outcomes.values())
 
 
-ActionFactory = Callable[[Options], Mapping[str, Action]]
-
-
-def run_graph(command: str, graph: Graph, wanted: list[str], options: Options, actions: ActionFactory,
-              console: Console | None = None, cache: RemoteCache | None = None) -> RunResult:
-    """Execute ``wanted`` (and what it needs) under the build-dir lock; write the JSON report."""
+def run_graph(command: str, graph: Graph, wanted: list[str], options: Options,
+              engine: Callable[[], object] | None = None, console: Console | None = None,
+              cache: RemoteCache | None = None) -> RunResult:
+    """Execute ``wanted`` (and what it needs) under the build-dir lock; write the JSON report. ``engine``
+    makes the container engine connection, on first use (default: ``builder.oci.engine.Engine``)."""
     console = console or Console(stderr=True)
     started = time.monotonic()
+    if engine is None:
+        from builder.oci.engine import Engine
+
+        engine = Engine
     with build_lock(options.build_dir):
         index = Index(options.build_dir / "index.sqlite")
         try:
             closure = graph.closure(wanted)
+            actions = actions_for({graph.nodes[n].kind for n in closure}, RunContext(options.build_dir, engine))
             with ConsoleReporter(console, len(closure)) as reporter:
-                executor = Executor(graph, actions(options), index, options.build_dir, reporter,
+                executor = Executor(graph, actions, index, options.build_dir, reporter,
                                     jobs=options.jobs, force=options.force, cache=cache)
                 outcomes = executor.run(wanted)
         finally:
@@ -96,4 +112,4 @@ def run_graph(command: str, graph: Graph, wanted: list[str], options: Options, a
     table = rows(graph, outcomes)
     report = write_report(options.build_dir, command, table, seconds)
     print_table(console, table)
-    return RunResult(graph, outcomes, table, report, seconds)
+    return RunResult(graph, outcomes, table, report, seconds, options.build_dir)

@@ -30,13 +30,13 @@ def node_statuses(graph: Graph, ids: list[str], build_dir: Path) -> list[NodeSta
             node, key = graph.nodes[node_id], graph.keys[node_id]
             entry = index.get(key) if index else None
             if entry is not None and entry.ok:
-                status, why = ("verified" if node.is_verification else "built"), []
+                status, why = ("verified" if graph.is_verification(node_id) else "built"), []
             elif entry is not None:
                 status, why = "failed", [f"last attempt failed (log: {entry.log})"]
             elif index is not None and index.latest(node_id) is not None:
                 status, why = "stale", stale_reasons(graph, index, node_id)
             else:
-                status, why = "new", ["never built" if not node.is_verification else "never verified"]
+                status, why = "new", ["never built" if not graph.is_verification(node_id) else "never verified"]
             manifest = graph.manifests[node_id]
             inputs = {"values": sorted(manifest["values"]), "files": sorted(manifest["files"]),
                       "tools": manifest["tools"], "parents": sorted(manifest["parents"])}

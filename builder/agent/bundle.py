@@ -152,26 +152,6 @@ def layout(agent: Agent) -> tuple[dict[str, Owner], dict[str, Owner]]:
     return directories, owners
 
 
-# -- a check the verification suites run with the tree's interpreter ---------------------------------------
-# Python run by the tree's own interpreter: import every extension module the tree ships (stdlib and
-# wheels) and leave ``count`` and ``failed`` ({module file: error}) behind; checks append their report.
-IMPORT_CHECK = r"""
-import importlib, json, os, sys, sysconfig
-roots = [os.path.join(sys.base_prefix, 'lib', 'python3.11', 'lib-dynload'), sysconfig.get_paths()['purelib']]
-failed, count = {}, 0
-for root in roots:
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            rel = os.path.relpath(os.path.join(dirpath, f), root)
-            if not f.endswith('.so') or '.libs' in rel or os.path.basename(rel).startswith(('_test', 'xx')):
-                continue
-            count += 1
-            try:
-                importlib.import_module(rel.split('.')[0].replace('/', '.'))
-            except BaseException as exc:
-                failed[rel] = repr(exc)[:200]
-"""
-
 # -- the build ---------------------------------------------------------------------------------------------
 def export_venv(engine: Engine, image_id: str, venv: str, out: Path, name: str) -> dict[str, Any]:
     """Stream ``venv`` out of the image (``docker cp``-style archive) into ``out``; return the probe's facts."""

@@ -62,11 +62,8 @@ class RegistryCache:
             self.engine.push(str(artifact["id"]), remote, log)
             self._log(log, f"pushed {remote}")
         layers = []
-        for field, value in _file_fields(artifact).items():
-            path = Path(value)
-            rel = str(path.resolve().relative_to(self.build_dir)) if path.resolve().is_relative_to(
-                self.build_dir) else path.name
-            layers.append((path, FILE_TYPE, {"io.guestforge.field": field, "io.guestforge.path": rel}))
+        for field, rel in _file_fields(artifact).items():   # recorded relative to the build dir
+            layers.append((self.build_dir / rel, FILE_TYPE, {"io.guestforge.field": field, "io.guestforge.path": rel}))
         config = json.dumps({"node": node.id, "kind": node.kind, "artifact": artifact}, sort_keys=True).encode()
         self.registry.put_artifact(repo, [f"{key}.record"], RECORD_TYPE, config, layers)
         self._log(log, f"stored record {self.host}/{repo}:{key}.record")
@@ -90,13 +87,14 @@ class RegistryCache:
         artifact: dict[str, Any] = record["artifact"]
         for layer in manifest.get("layers", []):
             field = layer["annotations"]["io.guestforge.field"]
-            local = self.build_dir / layer["annotations"]["io.guestforge.path"]
+            rel = layer["annotations"]["io.guestforge.path"]
+            local = self.build_dir / rel
             local.parent.mkdir(parents=True, exist_ok=True)
             self.registry.get_blob(repo, layer["digest"], local)
             if field == "path":
-                artifact["path"] = str(local)
+                artifact["path"] = rel
             else:
-                artifact.setdefault("files", {})[field.split(".", 1)[1]] = str(local)
+                artifact.setdefault("files", {})[field.split(".", 1)[1]] = rel
         if "ref" in artifact and "id" in artifact:
             remote = f"{self.host}/{repo}:{key}"
             self.engine.client.images.pull(f"{self.host}/{repo}", tag=key)

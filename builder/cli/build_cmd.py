@@ -8,7 +8,6 @@ from typing import Any
 import click
 from rich.console import Console
 
-from builder.actions import all_actions
 from builder.cli.context import CliContext
 from builder.cache.oci_client import parse_location
 from builder.cli.options import graph_options
@@ -31,8 +30,7 @@ def execute(obj: CliContext, command: str, selectors: tuple[str, ...], target: s
         from builder.cache.registry import RegistryCache
 
         cache = RegistryCache(cache_registry, engine, build_dir)
-    return run_graph(command, graph, wanted, options, lambda o: all_actions(engine, o.build_dir),
-                     console=Console(stderr=True), cache=cache)
+    return run_graph(command, graph, wanted, options, lambda: engine, console=Console(stderr=True), cache=cache)
 
 
 def finish(result: RunResult) -> None:

@@ -18,7 +18,8 @@ def graph_options(func: F) -> F:
     decorators = [
         click.argument("selectors", nargs=-1),
         click.option("--target", type=click.Choice(ALL_TARGETS), help="Only this target (default: each cell's targets)."),
-        click.option("--build-dir", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
+        click.option("--build-dir", type=click.Path(path_type=Path, resolve_path=True), default=Path("build"),
+                     show_default=True,
                      help="Images' index, logs, reports and file artifacts."),
         click.option("-j", "--jobs", type=click.IntRange(1, 64), default=min(4, os.cpu_count() or 2),
                      show_default=True, help="Independent nodes run in parallel up to this many."),

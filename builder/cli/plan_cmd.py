@@ -57,7 +57,8 @@ Examples:
 @click.option("--target", type=TARGET, help="Only this target.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--nodes", "show_nodes", is_flag=True, help="Also list the build graph's nodes with their status.")
-@click.option("--build-dir", type=click.Path(path_type=Path), default=Path("build"), show_default=True)
+@click.option("--build-dir", type=click.Path(path_type=Path, resolve_path=True), default=Path("build"),
+              show_default=True)
 @click.pass_obj
 def plan(obj: CliContext, selectors: tuple[str, ...], target: str | None, fmt: str, show_nodes: bool,
          build_dir: Path) -> None:
@@ -79,7 +80,7 @@ def plan(obj: CliContext, selectors: tuple[str, ...], target: str | None, fmt: s
     table = Table(title=f"{len(rows)} cells")
     for column in ("cell", "source", "exporter", "targets"):
         table.add_column(column)
-    for cell, row in zip(cells, rows):
+    for cell, row in zip(cells, rows, strict=True):
         source = cell.image or f"{cell.base_name}: {' '.join(cell.packages)}"
         table.add_row(cell.name, source, cell.exporter_name, " ".join(row["targets"]))  # type: ignore[arg-type]
     console = Console()

@@ -103,10 +103,6 @@ class Index:
             )
             db.execute("INSERT OR REPLACE INTO latest VALUES (?, ?)", (node_id, key))
 
-    def forget(self, key: str) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM results WHERE key=?", (key,))
-
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:

@@ -1,8 +1,10 @@
 """Nodes, their manifests and keys.
 
 A node's key is the sha256 of its manifest: the matrix values it reads, the
-digests of the repository files it reads, the versions of the tools that shape
-its output, and its parents' keys. Nothing else, so a change elsewhere never
+digests of the repository files it reads (templates, elements, suites: declared),
+the repository code its action can run (derived: the import closure of its kind's
+modules and of its suites, ``builder.graph.code``), the versions of the tools that
+shape its output, and its parents' keys. Nothing else, so a change elsewhere never
 changes it. Manifests are kept so a rebuild can say *why* (``diff_manifests``).
 """
 
@@ -15,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from builder.errors import GuestforgeError
+from builder.graph.code import import_closure
+from builder.graph.kinds import KINDS, Kind
 from builder.graph.trees import Tree, digest
 
 Manifest = dict[str, Any]
@@ -28,34 +32,42 @@ class Node:
     kind: str
     title: str
     cell: str | None = None
-    targets: frozenset[str] = frozenset()
     parents: tuple[str, ...] = ()
     values: Mapping[str, Any] = field(default_factory=dict)
     files: tuple[str, ...] = ()
     tools: tuple[str, ...] = ()
 
-    @property
-    def is_verification(self) -> bool:
-        return self.kind.startswith("verify")
 
 
 class Graph:
     """Nodes in dependency order with their manifests and keys computed against one Tree."""
 
-    def __init__(self, nodes: Iterable[Node], tree: Tree, tools: Mapping[str, str]):
+    def __init__(self, nodes: Iterable[Node], tree: Tree, tools: Mapping[str, str],
+                 kinds: Mapping[str, Kind] = KINDS):
         self.nodes: dict[str, Node] = {}
+        self.kinds = kinds
         for node in nodes:
             if node.id in self.nodes:
                 raise GuestforgeError(f"internal: node {node.id} declared twice")
+            if node.kind not in kinds:
+                raise GuestforgeError(f"internal: node {node.id} has unknown kind {node.kind!r}")
             self.nodes[node.id] = node
         self.order = _topological(self.nodes)
         self.manifests: dict[str, Manifest] = {}
         self.keys: dict[str, str] = {}
+        closures: dict[tuple[str, ...], list[str]] = {}
+        parsed: dict[str, set[str]] = {}
         for node_id in self.order:
             node = self.nodes[node_id]
-            manifest = make_manifest(node, tree, tools, {p: self.keys[p] for p in node.parents})
+            roots = code_roots(node, kinds[node.kind])
+            if roots not in closures:
+                closures[roots] = import_closure(tree, roots, parsed)
+            manifest = make_manifest(node, tree, tools, {p: self.keys[p] for p in node.parents}, closures[roots])
             self.manifests[node_id] = manifest
             self.keys[node_id] = manifest_key(manifest)
+
+    def is_verification(self, node_id: str) -> bool:
+        return self.kinds[self.nodes[node_id].kind].verification
 
     def closure(self, wanted: Iterable[str]) -> list[str]:
         """``wanted`` and all their ancestors, in dependency order."""
@@ -98,15 +110,27 @@ def _topological(nodes: Mapping[str, Node]) -> list[str]:
     return order
 
 
-def make_manifest(node: Node, tree: Tree, tools: Mapping[str, str], parent_keys: Mapping[str, str]) -> Manifest:
-    files = {}
-    for rel in node.files:
+def code_roots(node: Node, kind: Kind) -> tuple[str, ...]:
+    """Where a node's code closure starts: its kind's modules and the Python files it declares (suites)."""
+    return tuple(sorted({*kind.code, *(f for f in node.files if f.endswith(".py"))}))
+
+
+def _digests(tree: Tree, paths: Iterable[str]) -> dict[str, str]:
+    out = {}
+    for rel in sorted(paths):
         data = tree.read(rel)
-        files[rel] = digest(data) if data is not None else "missing"
+        out[rel] = digest(data) if data is not None else "missing"
+    return out
+
+
+def make_manifest(node: Node, tree: Tree, tools: Mapping[str, str], parent_keys: Mapping[str, str],
+                  code: Iterable[str] = ()) -> Manifest:
+    declared = set(node.files)
     return {
         "kind": node.kind,
         "values": json.loads(json.dumps(node.values, sort_keys=True)),
-        "files": dict(sorted(files.items())),
+        "files": _digests(tree, declared),
+        "code": _digests(tree, set(code) - declared),
         "tools": {t: tools.get(t, "unknown") for t in sorted(node.tools)},
         "parents": dict(sorted(parent_keys.items())),
     }
@@ -135,8 +159,11 @@ def diff_manifests(old: Manifest, new: Manifest) -> list[str]:
         if a == b:
             continue
         section, _, name = path.partition(".")
+        change = "added" if a == "absent" else "removed" if b == "absent" else "changed"
         if section == "files":
-            reasons.append(f"file {name} {'added' if a == 'absent' else 'removed' if b == 'absent' else 'changed'}")
+            reasons.append(f"file {name} {change}")
+        elif section == "code":
+            reasons.append(f"code {name} {change} (in the import closure of its action)")
         elif section == "parents":
             reasons.append(f"input {name} changed")
         elif section == "tools":

@@ -7,35 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import BuildError
-from builder.graph.execute import Step
+from builder.graph.step import RunContext, Step
 from builder.oci.engine import Engine
 from builder.oci.layers import append_layer
+from builder.oci.naming import image_ref, short
 from builder.oci.render import render
 from builder.oci.rootfs import ResolvedBase, bootstrap
 from builder.paths import CONTAINER_SPECS, REPO
 
 KEY_LABEL = "io.guestforge.key"
+__all__ = ["KEY_LABEL", "short"]
 
 
-def short(key: str) -> str:
-    return key[:12]
-
-
-def image_ref(node_id: str, key: str) -> tuple[str, str]:
-    """(content-addressed ref, moving convenience tag) for a node's image."""
-    kind, _, name = node_id.partition(":")
-    if kind == "base":
-        repo, tag = "guestforge/base", name.split(":")[-1]
-    elif kind in ("datastore", "aio"):
-        datastore, _, version = name.partition("-")
-        repo, tag = f"guestforge/{datastore}", version + ("-aio" if kind == "aio" else "")
-    elif kind == "exporter":
-        repo, tag = f"guestforge/{name}", "latest"
-    elif kind == "agent-image":
-        repo, tag = "guestforge/agent", "latest"
-    else:
-        repo, tag = f"guestforge/{kind}", "latest"
-    return f"{repo}:{tag}-{short(key)}" if tag != "latest" else f"{repo}:{short(key)}", f"{repo}:{tag}"
+def node_image(step: Step) -> tuple[str, str]:
+    """(content-addressed ref, moving tag) of the image ``step`` produces."""
+    return image_ref(step.node.kind, step.node.values, step.key)
 
 
 class ImageAction:
@@ -43,21 +29,27 @@ class ImageAction:
 
     serial = False
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+
+    @property
+    def engine(self) -> Engine:
+        engine: Engine = self.ctx.engine
+        return engine
 
     def exists(self, artifact: Mapping[str, Any]) -> bool:
-        """The image recorded for this key is still in the engine (by ID). Another build dir may have
-        moved the tag (same key, a base rebuilt byte-differently): the tags are pointed back at it."""
+        """The image recorded for this key is still in the engine (by ID)."""
         image_id = str(artifact.get("id", ""))
-        image = self.engine.image(image_id) if image_id else None
-        if image is None:
-            return False
+        return bool(image_id) and self.engine.image(image_id) is not None
+
+    def restore(self, artifact: Mapping[str, Any]) -> None:
+        """Point the tags back at the recorded image: another build dir may have moved them (same key,
+        a base rebuilt byte-differently)."""
+        image_id = str(artifact["id"])
         for ref in (artifact.get("ref"), artifact.get("tag")):
             current = self.engine.image(str(ref)) if ref else None
             if ref and (current is None or current.id != image_id):
                 self.engine.tag(image_id, str(ref))
-        return True
 
     def _artifact(self, step: Step, ref: str, moving: str, image_id: str, **extra: Any) -> dict[str, Any]:
         self.engine.tag(image_id, moving)
@@ -73,7 +65,7 @@ class BaseAction(ImageAction):
     def run(self, step: Step) -> dict[str, Any]:
         v = step.node.values
         resolved = ResolvedBase(v["name"], v["suite"], v["archive"], v["security"], tuple(v["components"]))
-        ref, moving = image_ref(step.node.id, step.key)
+        ref, moving = node_image(step)
         tar = step.workdir / "rootfs.tar"
         try:
             bootstrap(resolved, tar, step.log)
@@ -87,9 +79,8 @@ class BaseAction(ImageAction):
 class TemplateAction(ImageAction):
     """Render ``template`` with the node's values (+ the base image) and build it."""
 
-    def __init__(self, engine: Engine, template: str, context_dirs: tuple[str, ...] = ()):
-        super().__init__(engine)
-        self.template, self.context_dirs = template, context_dirs
+    template = ""
+    context_dirs: tuple[str, ...] = ()
 
     def context_files(self, step: Step) -> dict[str, bytes | Path]:
         files: dict[str, bytes | Path] = {}
@@ -104,26 +95,40 @@ class TemplateAction(ImageAction):
         base = step.parent("base")
         text = render(self.template, {"base_image": base["ref"], **step.node.values}, CONTAINER_SPECS)
         (step.workdir / "Containerfile").write_text(text)
-        ref, moving = image_ref(step.node.id, step.key)
+        ref, moving = node_image(step)
         files = {**self.context_files(step), "Containerfile": text.encode()}
         image_id = self.engine.build(files, ref, step.log, labels={KEY_LABEL: step.key})
         return self._artifact(step, ref, moving, image_id)
 
 
+class DebugAction(TemplateAction):
+    template = "debug.Containerfile.j2"
+
+
+class DatastoreAction(TemplateAction):
+    template = "datastore.Containerfile.j2"
+    context_dirs = ("container_specs/flavors/common", "container_specs/flavors/{flavor}")
+
+
+class ExporterAction(TemplateAction):
+    template = "exporter.Containerfile.j2"
+
+
+def config_cache(ctx: RunContext) -> Path:
+    """Base image configs by image ID (``builder.oci.layers``): an append need not save the base again."""
+    return ctx.build_dir / "work" / "image-configs"
+
+
 class AllInOneAction(ImageAction):
     """Datastore image + the agent tree as one top layer (the same blob in every cell)."""
 
-    def __init__(self, engine: Engine, config_cache: Path | None = None):
-        super().__init__(engine)
-        self.config_cache = config_cache   # base configs by image ID (builder.oci.layers)
-
     def run(self, step: Step) -> dict[str, Any]:
-        datastore, tree = step.parent("datastore"), step.parent("agent-tree")
-        ref, moving = image_ref(step.node.id, step.key)
+        datastore, tree = step.parent("datastore", "upstream"), step.parent("agent-tree")
+        ref, moving = node_image(step)
         labels = {**step.node.values["labels"], KEY_LABEL: step.key, "io.guestforge.agent.layer": tree["diff_id"]}
-        result = append_layer(self.engine, datastore["ref"], Path(tree["path"]), ref, step.log, labels=labels,
+        result = append_layer(self.engine, datastore["ref"], step.path(tree["path"]), ref, step.log, labels=labels,
                               comment=f"guestforge agent layer {tree.get('version', '')}", diff_id=tree["diff_id"],
-                              config_cache=self.config_cache)
+                              config_cache=config_cache(self.ctx))
         return self._artifact(step, ref, moving, result.image_id, agent_layer=result.diff_id)
 
 
@@ -143,6 +148,6 @@ class UpstreamAction(ImageAction):
             image = self.engine.image(image_ref_pinned)
         if image is None:
             raise BuildError(f"{image_ref_pinned} not present after pull", str(step.log))
-        ref, moving = image_ref(step.node.id, step.key)
+        ref, moving = node_image(step)
         self.engine.tag(str(image.id), ref)
         return self._artifact(step, ref, moving, str(image.id), upstream=image_ref_pinned)

@@ -21,11 +21,11 @@ import yaml
 
 from builder.cache.oci_client import TITLE, Registry
 from builder.errors import BuildError
-from builder.graph.execute import Action, Step
+from builder.graph.step import RunContext, Step
 from builder.oci.engine import Engine
 from builder.oci.k8s import check_pod
+from builder.oci.naming import short
 from builder.oci.podspec import to_yaml
-from builder.oci.steps import short
 from builder.publish.refs import pin_pod_images, pinned, remote_ref
 
 IMAGE_ROLES = ("datastore", "aio", "exporter", "agent-image")  # parent kinds whose images a cell ships
@@ -66,11 +66,17 @@ def _write(path: Path, text: str) -> Path:
 class PublishImagesAction:
     serial = False
 
-    def __init__(self, engine: Engine, artifacts: Path):
-        self.engine, self.artifacts = engine, artifacts
+    def __init__(self, ctx: RunContext):
+        self.ctx, self.artifacts = ctx, ctx.artifacts
+
+    @property
+    def engine(self) -> Engine:
+        engine: Engine = self.ctx.engine
+        return engine
 
     def exists(self, artifact: Mapping[str, Any]) -> bool:
-        return Path(str(artifact.get("path", ""))).is_file() and _still_there(artifact.get("pushed", {}))
+        return (bool(artifact.get("path")) and (self.ctx.build_dir / str(artifact["path"])).is_file()
+                and _still_there(artifact.get("pushed", {})))
 
     def run(self, step: Step) -> dict[str, Any]:
         host, prefix = step.node.values["registry"], step.node.values["prefix"]
@@ -78,7 +84,7 @@ class PublishImagesAction:
         images: dict[str, dict[str, str]] = {}  # role -> ref, digest, pinned
         by_local: dict[str, str] = {}  # local ref -> pinned remote (for the pod spec)
         for role in IMAGE_ROLES:
-            local = step.parent(role)
+            local = step.parent(*((role, "upstream") if role == "datastore" else (role,)))
             refs = [remote_ref(str(local["ref"]), host, prefix), remote_ref(str(local["tag"]), host, prefix)]
             digests = {ref: self.engine.push(str(local["id"]), ref, step.log) for ref in refs}
             if len(set(digests.values())) != 1:
@@ -87,7 +93,7 @@ class PublishImagesAction:
             images[role] = {"ref": refs[0], "tag": refs[1], "digest": digests[refs[0]],
                             "pinned": pinned(refs[0], digests[refs[0]]), "id": str(local["id"])}
             by_local[str(local["ref"])] = images[role]["pinned"]
-        pod = yaml.safe_load(Path(step.parent("pod")["path"]).read_text())
+        pod = yaml.safe_load(step.path(step.parent("pod")["path"]).read_text())
         doc = pin_pod_images(pod, by_local)
         problems = check_pod(doc)
         if problems:
@@ -97,26 +103,29 @@ class PublishImagesAction:
         _write(self.artifacts / cell / "pod.published.yaml", path.read_text())  # the latest, at a fixed path
         with step.log.open("a") as out:
             out.writelines(f"published {i['pinned']} ({i['tag']})\n" for i in images.values())
-        return {"images": images, "pushed": pushed, "path": str(path), "size": path.stat().st_size,
+        return {"images": images, "pushed": pushed, "path": step.rel(path), "size": path.stat().st_size,
                 "digest": images["datastore"]["digest"]}
 
 
 class PublishDiskAction:
     serial = False
 
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+
     def exists(self, artifact: Mapping[str, Any]) -> bool:
         return _still_there(artifact.get("pushed", {}))
 
     def run(self, step: Step) -> dict[str, Any]:
         v = step.node.values
-        target, files = v["target"], step.parent("guest")["files"]
+        target, files = v["target"], step.parent("guest-image")["files"]
         roles = ["vm"] if target == "vm" else ["baremetal", "partition", "kernel", "ramdisk"]
         layers = []
         for role in roles:
-            path = Path(files[role])
+            path = step.path(files[role])
             layers.append((path, DISK_MEDIA.get(path.suffix, "application/octet-stream"),
                            {TITLE: path.name, "io.guestforge.role": role}))
-        manifest = Path(files[f"{target}-manifest"])
+        manifest = step.path(files[f"{target}-manifest"])
         layers.append((manifest, DISK_MEDIA[".json"], {TITLE: manifest.name,
                                                         "io.guestforge.role": "manifest"}))
         config = json.dumps(json.loads(manifest.read_text()), sort_keys=True).encode()
@@ -130,8 +139,4 @@ class PublishDiskAction:
             out.write(f"published {pinned(ref, digest)} ({len(layers)} files)\n")
         return {"ref": ref, "digest": digest, "pinned": pinned(ref, digest),
                 "pushed": {f"{host}/{repo}:{tag}": digest for tag in tags},
-                "uploaded": [str(p) for p, _, _ in layers]}
-
-
-def publish_actions(engine: Engine, build_dir: Path) -> dict[str, Action]:
-    return {"publish-oci": PublishImagesAction(engine, build_dir / "artifacts"), "publish-disk": PublishDiskAction()}
+                "uploaded": [step.rel(p) for p, _, _ in layers]}

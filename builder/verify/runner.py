@@ -28,7 +28,8 @@ DEFAULT_TIMEOUT = 1800.0
 
 @dataclass(frozen=True)
 class SuiteResult:
-    """What one suite run did. ``passed`` is False when any test failed or errored, or none ran."""
+    """What one suite run did. ``passed`` is False when any test failed or errored, when none ran, or
+    when every test of one of its files was skipped (``idle``): a check that skipped itself checked nothing."""
 
     passed: bool
     tests: int
@@ -40,16 +41,20 @@ class SuiteResult:
     log: Path
     junit: Path
     run_id: str
+    skips: tuple[str, ...] = ()   # "test: reason" for every skipped test
+    idle: tuple[str, ...] = ()    # suite files none of whose tests ran
 
     def summary(self) -> str:
         state = "passed" if self.passed else "FAILED"
+        idle = f"; every test skipped in {', '.join(self.idle)}" if self.idle else ""
         return (f"{state}: {self.tests} tests, {self.failures} failed, {self.errors} errors, "
-                f"{self.skipped} skipped in {self.duration:.1f}s (log: {self.log})")
+                f"{self.skipped} skipped in {self.duration:.1f}s{idle} (log: {self.log})")
 
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "tests": self.tests, "failures": self.failures, "errors": self.errors,
                 "skipped": self.skipped, "duration": round(self.duration, 1), "exit_code": self.exit_code,
-                "log": str(self.log), "junit": str(self.junit), "run_id": self.run_id}
+                "log": str(self.log), "junit": str(self.junit), "run_id": self.run_id, "skips": list(self.skips),
+                "idle": list(self.idle)}
 
 
 def new_run_id() -> str:
@@ -70,15 +75,43 @@ def cell_context(cell: Cell) -> dict[str, Any]:
     }
 
 
-def _junit_counts(junit: Path) -> tuple[int, int, int, int]:
-    """(tests, failures, errors, skipped) summed over the report's test suites; zeros if unreadable."""
+@dataclass(frozen=True)
+class JunitCounts:
+    tests: int = 0
+    failures: int = 0
+    errors: int = 0
+    skipped: int = 0
+    skips: tuple[str, ...] = ()
+    idle: tuple[str, ...] = ()
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.resolve().relative_to(REPO).with_suffix("").parts)
+
+
+def junit_counts(junit: Path, test_files: Sequence[Path] = ()) -> JunitCounts:
+    """Counts summed over the report's test suites (zeros if unreadable), every skip with its reason, and
+    the ``test_files`` of which no test ran (all skipped, or none collected)."""
     try:
         root = ET.parse(junit).getroot()
     except (OSError, ET.ParseError):
-        return 0, 0, 0, 0
+        return JunitCounts(idle=tuple(str(f.resolve().relative_to(REPO)) for f in test_files))
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-    return tuple(sum(int(s.get(attr, 0)) for s in suites)  # type: ignore[return-value]
-                 for attr in ("tests", "failures", "errors", "skipped"))
+    tests, failures, errors, skipped = (sum(int(s.get(attr, 0)) for s in suites)
+                                        for attr in ("tests", "failures", "errors", "skipped"))
+    ran: dict[str, int] = {_module(f): 0 for f in test_files}
+    skips = []
+    for case in root.iter("testcase"):
+        classname = case.get("classname", "")
+        skip = case.find("skipped")
+        if skip is not None:
+            skips.append(f"{classname}::{case.get('name')}: {skip.get('message', '')}".strip())
+            continue
+        for module in ran:
+            if classname == module or classname.startswith(module + "."):
+                ran[module] += 1
+    idle = tuple(str(f.resolve().relative_to(REPO)) for f in test_files if not ran[_module(f)])
+    return JunitCounts(tests, failures, errors, skipped, tuple(skips), idle)
 
 
 def run_suite(context: Mapping[str, Any], test_files: Sequence[Path], log: Path, junit: Path,
@@ -108,6 +141,7 @@ def run_suite(context: Mapping[str, Any], test_files: Sequence[Path], log: Path,
     finally:
         cleanup(run_id)
     duration = time.monotonic() - started
-    tests, failures, errors, skipped = _junit_counts(junit)
-    passed = exit_code == 0 and tests > skipped and failures == 0 and errors == 0
-    return SuiteResult(passed, tests, failures, errors, skipped, duration, exit_code, log, junit, run_id)
+    counts = junit_counts(junit, test_files)
+    passed = exit_code == 0 and counts.tests > 0 and not counts.failures and not counts.errors and not counts.idle
+    return SuiteResult(passed, counts.tests, counts.failures, counts.errors, counts.skipped, duration, exit_code,
+                       log, junit, run_id, counts.skips, counts.idle)

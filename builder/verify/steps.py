@@ -7,24 +7,21 @@ runs is exactly what the verification key hashes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from builder.errors import BuildError
-from builder.graph.execute import Action, Step
+from builder.graph.step import ArtifactFailure, RunContext, Step
 from builder.paths import REPO
 from builder.verify.runner import run_suite
 
+# The images a suite may ask for, by the parent node's kind -> the context's role name.
+IMAGE_ROLES = {"datastore": "datastore", "upstream": "datastore", "exporter": "exporter", "debug": "debug",
+               "agent-image": "agent", "aio": "aio"}
+
 
 def _images(step: Step) -> dict[str, str]:
-    wanted = {"datastore": "datastore", "exporter": "exporter", "debug": "debug", "agent-image": "agent",
-              "aio": "aio"}
-    images = {}
-    for parent_id, artifact in step.parents.items():
-        kind = parent_id.split(":", 1)[0]
-        if kind in wanted and "ref" in artifact:
-            images[wanted[kind]] = str(artifact["ref"])
-    return images
+    return {IMAGE_ROLES[p.kind]: str(p.artifact["ref"]) for p in step.parents.values()
+            if p.kind in IMAGE_ROLES and "ref" in p.artifact}
 
 
 def context_for(step: Step) -> dict[str, Any]:
@@ -35,16 +32,16 @@ def context_for(step: Step) -> dict[str, Any]:
         if "exporter" in values:
             context["cell"]["exporter"] = dict(values["exporter"])
     if "agent" in values:
-        tree = next((a for p, a in step.parents.items() if p == "agent-tree"), {})
-        context["agent"] = {**values["agent"], "layer_diff_id": tree.get("diff_id")}
+        trees = step.parents_of("agent-tree")
+        context["agent"] = {**values["agent"], "layer_diff_id": trees[0].artifact.get("diff_id") if trees else None}
     return context
 
 
 class VerifyAction:
     serial = False
 
-    def __init__(self, build_dir: Path):
-        self.build_dir = build_dir
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
 
     def exists(self, artifact: Mapping[str, Any]) -> bool:
         return bool(artifact.get("passed"))
@@ -57,12 +54,5 @@ class VerifyAction:
         result = run_suite(context_for(step), files, step.log, junit)
         artifact = {**result.as_dict(), "suites": [str(f.relative_to(REPO)) for f in files]}
         if not result.passed:
-            error = BuildError(result.summary(), str(step.log))
-            error.artifact = artifact  # type: ignore[attr-defined]
-            raise error
+            raise ArtifactFailure(result.summary(), str(step.log), artifact)
         return artifact
-
-
-def verification_actions(build_dir: Path) -> dict[str, Action]:
-    action = VerifyAction(build_dir)
-    return {"verify-datastore": action, "verify-agent": action, "verify-aio": action}

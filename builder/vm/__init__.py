@@ -1,6 +1,6 @@
 """VM and bare-metal guest images with diskimage-builder (elements in ``elements/``).
 
-    hostcaps.probe / choose_assembly / choose_accel   what this host can do, and which path it takes
+    hostcaps.probe_device_mapper / probe_kvm          what this host can do (device-mapper, a working KVM)
     images.build_guest_base                           OS + runtime + agent, once per (suite, agent build)
     images.build_cell_images                          a cell's vm (qcow2) and baremetal (raw disk, partition
                                                       image, kernel, ramdisk) images, each with a manifest

@@ -63,7 +63,8 @@ class DibJob:
 def base_env(base: ResolvedBase) -> dict[str, str]:
     """Release and mirrors for ``debian-minimal``, from the resolved base (matrix or host apt sources)."""
     names = ("default", "updates", "security")
-    lines = [f"{name}:{line}" for name, line in zip(names, base.sources())]
+    # Rolling suites (sid) have no updates or security lines: fewer sources than names.
+    lines = [f"{name}:{line}" for name, line in zip(names, base.sources(), strict=False)]
     env = {
         "DIB_RELEASE": base.suite,
         "DIB_DISTRIBUTION_MIRROR": base.archive,

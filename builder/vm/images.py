@@ -7,7 +7,7 @@
                        (baremetal), each with its manifest
 
 Both are functions of their arguments plus a work directory and a log path: no global state, nothing read
-from the caller's environment. Which assembly path to take is an argument (``hostcaps.choose_assembly``).
+from the caller's environment. Which assembly path to take is an argument (``session.host_inputs``: device-mapper or not).
 """
 
 from __future__ import annotations
@@ -55,22 +55,6 @@ class GuestBase:
 
     def describe(self) -> dict[str, str]:
         return {"key": self.key, "suite": self.suite, "assembly": self.assembly, "fs_uuid": self.fs_uuid}
-
-    def save(self, path: Path) -> Path:
-        """Record this base as JSON (so a later run can reuse it); ``load_guest_base`` reads it back."""
-        data = {**vars(self), "tree": str(self.tree), "head": str(self.head) if self.head else None,
-                "boot_grub": str(self.boot_grub) if self.boot_grub else None,
-                "packages": [list(p) for p in self.packages], "agent": dict(self.agent)}
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        return path
-
-
-def load_guest_base(path: Path) -> GuestBase:
-    data = json.loads(path.read_text())
-    return GuestBase(key=data["key"], suite=data["suite"], assembly=data["assembly"], tree=Path(data["tree"]),
-                     fs_uuid=data["fs_uuid"], packages=tuple((n, v) for n, v in data["packages"]),
-                     agent=data["agent"], head=Path(data["head"]) if data["head"] else None,
-                     boot_grub=Path(data["boot_grub"]) if data["boot_grub"] else None, seconds=data["seconds"])
 
 
 @dataclass(frozen=True)

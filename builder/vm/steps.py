@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import BuildError
-from builder.graph.execute import Action, Step
+from builder.graph.step import RunContext, Step
 from builder.matrix.models import Agent
 from builder.oci.engine import Engine
+from builder.oci.naming import short
 from builder.oci.rootfs import ResolvedBase
-from builder.oci.steps import short
 from builder.plan import Cell
 from builder.vm import hostcaps
 from builder.vm.boot import boot_and_verify
@@ -33,31 +33,32 @@ def cell_from(values: Mapping[str, Any]) -> Cell:
                             values.get("targets", ("vm", "baremetal")))
 
 
-def _files_exist(artifact: Mapping[str, Any]) -> bool:
-    files = artifact.get("files") or {}
-    return bool(files) and all(Path(str(p)).is_file() for p in files.values())
-
-
-def _size(paths: Mapping[str, Any]) -> int:
-    return sum(Path(str(p)).stat().st_blocks * 512 for p in paths.values())
-
-
-class GuestBaseAction:
-    """DIB: guest OS + container runtime + the agent tree, once per (suite, agent build)."""
+class FilesAction:
+    """Artifacts whose ``files`` (role -> path relative to the build dir) are on disk."""
 
     serial = True  # DIB runs and qemu boots take both cores; one at a time
 
-    def __init__(self, artifacts: Path):
-        self.artifacts = artifacts
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.artifacts = ctx.artifacts
 
     def exists(self, artifact: Mapping[str, Any]) -> bool:
-        return _files_exist(artifact)
+        files = artifact.get("files") or {}
+        return bool(files) and all((self.ctx.build_dir / str(p)).is_file() for p in files.values())
+
+
+def _size(step: Step, paths: Mapping[str, Any]) -> int:
+    return sum(step.path(str(p)).stat().st_blocks * 512 for p in paths.values())
+
+
+class GuestBaseAction(FilesAction):
+    """DIB: guest OS + container runtime + the agent tree, once per (suite, agent build)."""
 
     def run(self, step: Step) -> dict[str, Any]:
         v, tree = step.node.values, step.parent("agent-tree")
         b = v["base"]
         base = ResolvedBase(b["name"], b["suite"], b["archive"], b["security"], tuple(b["components"]))
-        built = build_guest_base(base, Agent(**v["agent"]), Path(tree["path"]), step.workdir, step.log,
+        built = build_guest_base(base, Agent(**v["agent"]), step.path(tree["path"]), step.workdir, step.log,
                                  key=step.key, assembly=v["assembly"], dpkg_options=v["dpkg_options"],
                                  agent_version=tree.get("version"))
         out = self.artifacts / "guest-base" / f"{b['suite']}-{short(step.key)}"
@@ -66,31 +67,28 @@ class GuestBaseAction:
         files = {}
         for role, path in (("tree", built.tree), ("head", built.head), ("boot_grub", built.boot_grub)):
             if path is not None:
-                files[role] = str(path.replace(out / path.name))
+                files[role] = step.rel(path.replace(out / path.name))
         return {"key": built.key, "suite": built.suite, "assembly": built.assembly, "fs_uuid": built.fs_uuid,
                 "packages": [list(p) for p in built.packages], "agent": dict(built.agent), "files": files,
-                "size": _size(files), "build_seconds": built.seconds}
+                "size": _size(step, files), "build_seconds": built.seconds}
 
 
-def guest_base_from(artifact: Mapping[str, Any]) -> GuestBase:
+def guest_base_from(step: Step, artifact: Mapping[str, Any]) -> GuestBase:
     files = artifact["files"]
     return GuestBase(key=artifact["key"], suite=artifact["suite"], assembly=artifact["assembly"],
-                     tree=Path(files["tree"]), fs_uuid=artifact["fs_uuid"],
+                     tree=step.path(files["tree"]), fs_uuid=artifact["fs_uuid"],
                      packages=tuple((n, ver) for n, ver in artifact["packages"]), agent=artifact["agent"],
-                     head=Path(files["head"]) if "head" in files else None,
-                     boot_grub=Path(files["boot_grub"]) if "boot_grub" in files else None)
+                     head=step.path(files["head"]) if "head" in files else None,
+                     boot_grub=step.path(files["boot_grub"]) if "boot_grub" in files else None)
 
 
-class GuestImageAction:
+class GuestImageAction(FilesAction):
     """A cell's vm and/or baremetal images: the guest base + the preloaded datastore and exporter."""
 
-    serial = True
-
-    def __init__(self, engine: Engine, artifacts: Path):
-        self.engine, self.artifacts = engine, artifacts
-
-    def exists(self, artifact: Mapping[str, Any]) -> bool:
-        return _files_exist(artifact)
+    @property
+    def engine(self) -> Engine:
+        engine: Engine = self.ctx.engine
+        return engine
 
     def _save(self, ref: str, path: Path) -> Path:
         with path.open("wb") as out:
@@ -100,24 +98,24 @@ class GuestImageAction:
     def run(self, step: Step) -> dict[str, Any]:
         v = step.node.values
         cell = cell_from(v)
-        datastore, exporter = step.parent("datastore"), step.parent("exporter")
+        datastore, exporter = step.parent("datastore", "upstream"), step.parent("exporter")
         outdir = self.artifacts / cell.name
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:  # two exports at once: the engine streams both
                 saving = [pool.submit(self._save, image["ref"], step.workdir / f"{role}.tar")
                           for role, image in (("datastore", datastore), ("exporter", exporter))]
                 ds_archive, ex_archive = (f.result() for f in saving)
-            built = build_cell_images(guest_base_from(step.parent("guest-base")), cell, ds_archive, ex_archive,
+            built = build_cell_images(guest_base_from(step, step.parent("guest-base")), cell, ds_archive, ex_archive,
                                       v["targets"], outdir, step.log, inputs={"key": step.key})
         finally:
             for tmp in step.workdir.glob("*.tar"):
                 tmp.unlink()
         files: dict[str, str] = {}
         for target, image in built.items():
-            files[target] = str(image.image)
-            files[f"{target}-manifest"] = str(image.manifest)
-            files.update({role: str(p) for role, p in image.files.items()})
-        return {"files": files, "size": _size(files), "preloaded": {"datastore": datastore["id"],
+            files[target] = step.rel(image.image)
+            files[f"{target}-manifest"] = step.rel(image.manifest)
+            files.update({role: step.rel(p) for role, p in image.files.items()})
+        return {"files": files, "size": _size(step, files), "preloaded": {"datastore": datastore["id"],
                                                                      "exporter": exporter["id"]},
                 "refs": {"datastore": datastore["ref"], "exporter": exporter["ref"]},
                 "build_seconds": max((i.seconds for i in built.values()), default=0.0)}
@@ -128,20 +126,23 @@ class GuestVerifyAction:
 
     serial = False
 
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+
     def exists(self, artifact: Mapping[str, Any]) -> bool:
         return bool(artifact.get("passed"))
 
     def run(self, step: Step) -> dict[str, Any]:
-        v, images = step.node.values, step.parent("guest")
+        v, images = step.node.values, step.parent("guest-image")
         target = v["target"]
-        image = Path(images["files"][target])
+        image = step.path(images["files"][target])
         refs, ids = images["refs"], images["preloaded"]
         spec = image_spec(cell=v["cell"]["name"], flavor=v["cell"]["flavor"], agent=Agent(**v["agent"]),
                           image_ids={refs[role]: ids[role] for role in ("datastore", "exporter")})
         # vm: the qcow2; baremetal: the whole-disk raw and the partition image Ironic deploys with its kernel
         checked = [(image, "qcow2" if target == "vm" else "raw")]
         if target == "baremetal":
-            checked.append((Path(images["files"]["partition"]), "raw"))
+            checked.append((step.path(images["files"]["partition"]), "raw"))
         junits = []
         for path, fmt in checked:
             report = verify_image(path, fmt, spec, step.workdir / path.name, step.log)
@@ -149,7 +150,7 @@ class GuestVerifyAction:
                 raise BuildError(f"{target} image checks failed for {path.name} (junit: {report.junit})",
                                  str(step.log))
             junits.append(str(report.junit))
-        return {"passed": True, "images": [str(p) for p, _ in checked], "junit": junits}
+        return {"passed": True, "images": [step.rel(p) for p, _ in checked], "junit": junits}
 
 
 class BootAction:
@@ -157,8 +158,8 @@ class BootAction:
 
     serial = True
 
-    def __init__(self, build_dir: Path):
-        self.build_dir = build_dir
+    def __init__(self, ctx: RunContext):
+        self.build_dir = ctx.build_dir
         self._accel: str | None = None
         self._lock = threading.Lock()
 
@@ -179,12 +180,12 @@ class BootAction:
             return self._accel
 
     def run(self, step: Step) -> dict[str, Any]:
-        v, images = step.node.values, step.parent("guest")
+        v, images = step.node.values, step.parent("guest-image")
         cell, agent = cell_from(v), Agent(**v["agent"])
         accel = self.accel(step.log)
         reports = {}
         for firmware in v["firmware"]:
-            report = boot_and_verify(Path(images["files"]["vm"]), "qcow2", cell, agent, images["preloaded"],
+            report = boot_and_verify(step.path(images["files"]["vm"]), "qcow2", cell, agent, images["preloaded"],
                                      step.workdir / firmware, step.log, accel=accel,  # type: ignore[arg-type]
                                      firmware=firmware, run_suite=firmware == "bios")
             reports[firmware] = report.as_dict()
@@ -192,10 +193,3 @@ class BootAction:
                 raise BuildError(f"{firmware} boot checks failed (console: {report.console_log})", str(step.log))
         return {"passed": True, "accel": accel, "boots": reports,
                 "seconds_to_db_ready": {f: r["seconds_to_db_ready"] for f, r in reports.items()}}
-
-
-def vm_actions(engine: Engine, build_dir: Path) -> dict[str, Action]:
-    artifacts = build_dir / "artifacts"
-    verify = GuestVerifyAction()
-    return {"guest-base": GuestBaseAction(artifacts), "guest-image": GuestImageAction(engine, artifacts),
-            "verify-vm": verify, "verify-baremetal": verify, "verify-boot": BootAction(build_dir)}

@@ -15,7 +15,7 @@ import docker
 import pytest
 from docker.models.containers import Container
 
-from builder.agent.bundle import IMPORT_CHECK
+from tests.infra.probes import IMPORT_CHECK
 from builder.oci.archive import stream
 from builder.flavors import FlavorRuntime, Secrets
 from builder.matrix.models import Agent

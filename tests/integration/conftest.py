@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from builder.actions import all_actions
 from builder.matrix import Matrix, Target, load_matrix
 from builder.oci.engine import Engine
 from builder.session import Options, RunResult, declare_graph, pick, run_graph
@@ -53,7 +52,7 @@ def run_oci(matrix: Matrix, selectors: list[str], build_dir: Path, command: str 
     graph, wanted = declare_graph(matrix, cells, list(targets), verify=command == "verify")
     eng = engine or Engine()
     return run_graph(command, graph, wanted, Options(build_dir, jobs=jobs, force=force),
-                     lambda o: all_actions(eng, o.build_dir), console=Console(stderr=True, force_terminal=False),
+                     lambda: eng, console=Console(stderr=True, force_terminal=False),
                      cache=cache)  # type: ignore[arg-type]
 
 

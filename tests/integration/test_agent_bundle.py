@@ -21,7 +21,8 @@ import docker
 import docker.errors
 import pytest
 
-from builder.agent.bundle import IMPORT_CHECK, AgentTree, build_agent_tree, export_venv, layout
+from tests.infra.probes import IMPORT_CHECK
+from builder.agent.bundle import AgentTree, build_agent_tree, export_venv, layout
 from builder.agent.config import TROVE_MANAGERS, environment, runtime_files
 from builder.matrix.loader import load_matrix
 from builder.matrix.models import Agent, Matrix

@@ -63,10 +63,10 @@ def test_registry_cache_pulls_instead_of_building(registry: str, matrix: Matrix,
     assert second.ok
     assert {o.status for o in second.outcomes.values()} == {"pulled"}, {n: o.status for n, o in second.outcomes.items()}
     tree = second.outcomes["agent-tree"].artifact
-    assert Path(tree["path"]).is_file() and Path(tree["path"]).is_relative_to(second_dir)
+    assert second.path(tree["path"]).is_file() and second.path(tree["path"]).is_relative_to(second_dir)
     assert tree["diff_id"] == first.outcomes["agent-tree"].artifact["diff_id"]
-    assert Path(second.outcomes["pod:redis-7.0"].artifact["path"]).read_text() == \
-        Path(first.outcomes["pod:redis-7.0"].artifact["path"]).read_text()
+    assert second.path(second.outcomes["pod:redis-7.0"].artifact["path"]).read_text() == \
+        first.path(first.outcomes["pod:redis-7.0"].artifact["path"]).read_text()
 
 
 def test_upstream_image_pinned_by_digest(gate: RunResult, registry: str, tmp_path: Path, engine: Engine) -> None:

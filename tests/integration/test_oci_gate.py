@@ -56,7 +56,7 @@ def test_agent_layer_is_one_blob_on_every_base(gate: RunResult, engine: Engine) 
 
 def test_pod_specs_are_valid(gate: RunResult) -> None:
     for cell in GATE_CELLS:
-        doc = yaml.safe_load(Path(gate.outcomes[f"pod:{cell}"].artifact["path"]).read_text())
+        doc = yaml.safe_load(gate.path(gate.outcomes[f"pod:{cell}"].artifact["path"]).read_text())
         assert check_pod(doc) == []
         containers = {c["name"]: c for c in doc["spec"]["containers"]}
         expected = {"database", "exporter"} | ({"guest-agent"} if "redis" not in cell and "valkey" not in cell else set())

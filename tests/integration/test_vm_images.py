@@ -26,7 +26,8 @@ from builder.plan import Cell, expand
 from builder.publish.actions import DISK_TYPE
 from builder.run import output
 from builder.session import RunResult
-from builder.vm import hostcaps, images, standin, verify
+from builder.vm import hostcaps, images, verify
+from tests.integration import standin
 from tests.conftest import ROOT
 from tests.integration.conftest import run_oci
 
@@ -46,9 +47,8 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def caps() -> hostcaps.HostCaps:
-    return hostcaps.HostCaps(device_mapper=hostcaps.probe_device_mapper(), loop_partitions=False, kvm=False,
-                             libguestfs=True)
+def device_mapper() -> bool:
+    return hostcaps.probe_device_mapper()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def built(gate: RunResult, gate_dir: Path, matrix: Matrix, engine: Engine) -> Bu
     assert result.ok, [(r.node, r.error, r.log) for r in result.table if r.error]
     artifact = result.outcomes[f"guest:{CELL}"].artifact
     return Built(result, next(c for c in expand(matrix) if c.name == CELL),
-                 {role: Path(p) for role, p in artifact["files"].items()}, dict(artifact["preloaded"]),
+                 {role: result.path(p) for role, p in artifact["files"].items()}, dict(artifact["preloaded"]),
                  {artifact["refs"][r]: artifact["preloaded"][r] for r in ("datastore", "exporter")},
                  (bridge_before, Path("/sys/class/net/docker0").exists()))
 
@@ -107,7 +107,7 @@ def test_another_cell_reuses_the_guest_base(built: Built, gate_dir: Path, matrix
     assert second.outcomes["guest-base:debian:bookworm"].status == "cached"
     assert second.outcomes["guest:redis-7.0"].status == "built"
     assert second.outcomes["verify-baremetal:redis-7.0"].status == "verified"
-    files = {role: Path(p) for role, p in second.outcomes["guest:redis-7.0"].artifact["files"].items()}
+    files = {role: second.path(p) for role, p in second.outcomes["guest:redis-7.0"].artifact["files"].items()}
     assert {role: p.name for role, p in files.items()} == {
         "vm": "redis-7.0.qcow2", "vm-manifest": "redis-7.0.qcow2.manifest.json", "baremetal": "redis-7.0.raw",
         "baremetal-manifest": "redis-7.0.raw.manifest.json", "partition": "redis-7.0.part.raw",
@@ -138,9 +138,9 @@ def test_image_verification_can_fail(built: Built, matrix: Matrix, tmp_path: Pat
     assert "test_preloaded_images" in failed
 
 
-def test_dib_block_device_path(caps: hostcaps.HostCaps, request: pytest.FixtureRequest, tmp_path: Path,
+def test_dib_block_device_path(device_mapper: bool, request: pytest.FixtureRequest, tmp_path: Path,
                                matrix: Matrix, engine: Engine) -> None:
-    if not caps.device_mapper:
+    if not device_mapper:
         pytest.skip("DIB's block-device path needs device-mapper (kpartx maps the partitions); "
                     "this host has none, so it takes the libguestfs path")
     built: Built = request.getfixturevalue("built")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from builder.oci.archive import ROOT_DIR, ArchiveError, Owner, parents, repack_layer, sha256_file
 
 
-def _export(path: Path, entries: list[tuple[str, str, bytes | str | None]], mtime: int = 1_700_000_000,
+def _export(path: Path, entries: Sequence[tuple[str, str, bytes | str | None]], mtime: int = 1_700_000_000,
             uid: int = 0) -> Path:
     """A tar like the engine's get_archive: (name, kind, data) with kind file|dir|symlink|hardlink|fifo."""
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -48,7 +49,7 @@ DIRS = {"opt": ROOT_DIR, "etc": ROOT_DIR, "etc/app": ROOT_DIR, "etc/app/conf.d":
         "var": ROOT_DIR, "var/log": ROOT_DIR, "var/log/app": Owner(1100, 1100, 0o750)}
 
 
-def _repack(tmp_path: Path, entries: list[tuple[str, str, bytes | str | None]], name: str = "out.tar",
+def _repack(tmp_path: Path, entries: Sequence[tuple[str, str, bytes | str | None]], name: str = "out.tar",
             **export: int) -> tuple[str, Path]:
     src = _export(tmp_path / f"src-{name}", entries, **export)
     out = tmp_path / name

@@ -15,7 +15,7 @@ from builder.matrix.models import Flavor
 from builder.paths import CONTAINER_SPECS
 from builder.plan import Cell, expand
 from builder.verify.pod import VerifyContext
-from builder.verify.runner import _junit_counts, cell_context
+from builder.verify.runner import cell_context, junit_counts
 from tests.conftest import ROOT
 
 CELLS = {c.name: c for c in expand(load_matrix(ROOT / "matrix.yaml"))}
@@ -159,5 +159,23 @@ def test_junit_counts(tmp_path: Path) -> None:
     junit = tmp_path / "j.xml"
     junit.write_text('<testsuites><testsuite tests="5" failures="1" errors="0" skipped="2"/>'
                      '<testsuite tests="1" failures="0" errors="1" skipped="0"/></testsuites>')
-    assert _junit_counts(junit) == (6, 1, 1, 2)
-    assert _junit_counts(tmp_path / "missing.xml") == (0, 0, 0, 0)
+    counts = junit_counts(junit)
+    assert (counts.tests, counts.failures, counts.errors, counts.skipped) == (6, 1, 1, 2)
+    missing = junit_counts(tmp_path / "missing.xml", [ROOT / "tests/infra/test_agent.py"])
+    assert (missing.tests, missing.idle) == (0, ("tests/infra/test_agent.py",))
+
+
+def test_a_suite_file_whose_every_test_skipped_is_idle(tmp_path: Path) -> None:
+    """A verification whose suite skipped every check of a file checked nothing: that file is idle."""
+    junit = tmp_path / "j.xml"
+    junit.write_text(
+        '<testsuites><testsuite tests="3" failures="0" errors="0" skipped="2">'
+        '<testcase classname="tests.infra.test_datastore" name="test_a"/>'
+        '<testcase classname="tests.infra.test_exporter" name="test_b"><skipped message="no exporter"/></testcase>'
+        '<testcase classname="tests.infra.test_exporter" name="test_c"><skipped message="no exporter"/></testcase>'
+        '</testsuite></testsuites>')
+    files = [ROOT / "tests/infra/test_datastore.py", ROOT / "tests/infra/test_exporter.py"]
+    counts = junit_counts(junit, files)
+    assert counts.idle == ("tests/infra/test_exporter.py",)
+    assert counts.skips == ("tests.infra.test_exporter::test_b: no exporter",
+                            "tests.infra.test_exporter::test_c: no exporter")

@@ -14,9 +14,14 @@ from typing import Any
 import pytest
 
 from builder.errors import BuildError
-from builder.graph.execute import Executor, Outcome, Step
+from builder.graph.execute import Executor, Outcome
 from builder.graph.index import Index, LockedError, build_lock
+from builder.graph.kinds import Kind
 from builder.graph.model import Graph, Node, diff_manifests
+from builder.graph.step import Step
+
+KINDS = {"base": Kind("base", "pkg.base:Action"), "ds": Kind("ds", "pkg.ds:Action"),
+         "verify": Kind("verify", "pkg.verify:Action", verification=True)}
 
 
 class DictTree:
@@ -74,7 +79,7 @@ FILES = {"rootfs.py": b"1", "pg.j2": b"FROM x", "redis.j2": b"FROM y", "test_pg.
 
 
 def graph(files: dict[str, bytes] | None = None, node_list: list[Node] | None = None) -> Graph:
-    return Graph(node_list or nodes(), DictTree(files or FILES), {"docker": "20.10"})
+    return Graph(node_list or nodes(), DictTree(files or FILES), {"docker": "20.10"}, KINDS)
 
 
 def test_key_changes_only_with_own_inputs() -> None:
@@ -93,8 +98,38 @@ def test_diff_explains_why() -> None:
     a, b = graph(), graph({**FILES, "pg.j2": b"FROM other"})
     assert diff_manifests(a.manifests["ds:pg"], b.manifests["ds:pg"]) == ["file pg.j2 changed"]
     c = Graph([*nodes()[:1], Node("ds:pg", "ds", "pg", parents=("base:a",), values={"pkgs": ["pg", "x"]},
-                                  files=("pg.j2",))], DictTree(FILES), {"docker": "20.10"})
+                                  files=("pg.j2",))], DictTree(FILES), {"docker": "20.10"}, KINDS)
     assert diff_manifests(a.manifests["ds:pg"], c.manifests["ds:pg"]) == ["pkgs: ['pg'] -> ['pg', 'x']"]
+
+
+def test_code_inputs_are_the_import_closure_of_the_action() -> None:
+    """A module the action imports (directly, lazily in a function, or through a package initialiser) is a
+    key input; one it does not import, or imports only for type checking, is not."""
+    code = {
+        "builder/__init__.py": b"",
+        "builder/graph/__init__.py": b"",
+        "builder/graph/execute.py": b"from builder.graph import step\n",        # the scheduler
+        "builder/graph/step.py": b"import builder.errors\n",
+        "builder/errors.py": b"",
+        "builder/ds.py": b"from builder.graph.step import Step\ndef run():\n    from builder import helper\n",
+        "builder/helper.py": b"from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import builder.cli\n",
+        "builder/cli.py": b"import builder.graph.execute\n",
+    }
+    kinds = {**KINDS, "ds": Kind("ds", "builder.ds:Action")}
+    listed = [Node("ds:pg", "ds", "pg", values={"pkgs": ["pg"]}, files=("pg.j2",))]
+
+    def build(files: dict[str, bytes]) -> Graph:
+        return Graph(listed, DictTree({**FILES, **code, **files}), {}, kinds)
+
+    before = build({})
+    assert sorted(before.manifests["ds:pg"]["code"]) == [
+        "builder/__init__.py", "builder/ds.py", "builder/errors.py", "builder/graph/__init__.py",
+        "builder/graph/step.py", "builder/helper.py"]
+    after = build({"builder/helper.py": code["builder/helper.py"] + b"# changed\n"})
+    assert diff_manifests(before.manifests["ds:pg"], after.manifests["ds:pg"]) == [
+        "code builder/helper.py changed (in the import closure of its action)"]
+    for untouched in ("builder/cli.py", "builder/graph/execute.py"):
+        assert build({untouched: b"# edited\n"}).keys == before.keys
 
 
 def run(tmp_path: Path, g: Graph, action: FakeAction, wanted: list[str], force: bool = False,

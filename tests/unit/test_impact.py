@@ -12,6 +12,7 @@ from builder.hostenv.apt import Mirrors
 from builder.impact import Impact, affected
 from builder.matrix import load_matrix
 from builder.pipeline import HostInputs
+from builder.plan import expand
 from tests.conftest import ROOT
 
 HOST = HostInputs(Mirrors("http://mirror.invalid/debian", "http://mirror.invalid/debian-security"), None)
@@ -127,3 +128,22 @@ def test_element_readme_affects_nothing(clean: Path) -> None:
     with (clean / "elements/guestforge-datastore/README.rst").open("a") as f:
         f.write("\nmore\n")
     assert impact_of(clean).affected == []
+
+
+def test_agent_environment_edit_makes_every_guest_image_stale(clean: Path) -> None:
+    """``builder/vm/dib.py`` writes ``environment()`` into the guest's unit: no hand-kept list names
+    ``builder/agent/config.py`` for the guest base, its import closure does."""
+    edit(clean / "builder/agent/config.py", '"LC_ALL": "C",', '"LC_ALL": "C", "GF_EDITED": "1",')
+    impact = impact_of(clean)
+    every = sorted(c.name for c in expand(load_matrix(clean / "matrix.yaml")))
+    assert cells(impact, "vm") == every and cells(impact, "baremetal") == every
+    reasons = {r for a in impact.affected if a.target == "vm" for r in a.reasons}
+    assert any(r.startswith("guest-base:") and "code builder/agent/config.py changed" in r for r in reasons), reasons
+
+
+def test_scheduler_and_cli_edits_change_no_key(clean: Path) -> None:
+    for rel in ("builder/graph/execute.py", "builder/cli/main.py", "builder/session.py", "builder/graph/kinds.py"):
+        with (clean / rel).open("a") as f:
+            f.write("# a comment\n")
+    impact = impact_of(clean)
+    assert impact.affected == [] and not impact.everything

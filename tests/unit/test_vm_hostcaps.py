@@ -1,4 +1,4 @@
-"""Which assembly path and accelerator a host gets, from faked probes."""
+"""Which disk assembly path a host's inputs name, from the device-mapper probe."""
 
 from __future__ import annotations
 
@@ -6,58 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from builder.vm.hostcaps import HostCaps, NoAssemblyPath, choose_accel, choose_assembly, probe
+from builder import session
+from builder.vm import hostcaps
 
 
-def caps(dm: bool = False, loop: bool = False, kvm: bool = False, gfs: bool = False) -> HostCaps:
-    return HostCaps(device_mapper=dm, loop_partitions=loop, kvm=kvm, libguestfs=gfs)
+@pytest.mark.parametrize(("mapper", "path"), [(True, "dib"), (False, "guestfs")])
+def test_assembly_follows_device_mapper(monkeypatch: pytest.MonkeyPatch, mapper: bool, path: str) -> None:
+    def probe(log: Path | None = None) -> bool:
+        return mapper
 
-
-def test_device_mapper_takes_dib_path() -> None:
-    assert choose_assembly(caps(dm=True, gfs=True)).path == "dib"
-
-
-def test_no_device_mapper_takes_libguestfs() -> None:
-    choice = choose_assembly(caps(loop=True, gfs=True))
-    assert choice.path == "guestfs"
-    assert "device-mapper" in choice.reason
-
-
-def test_this_kind_of_host() -> None:
-    """No device-mapper, no loop partition scanning, KVM present but broken, libguestfs with TCG."""
-    host = caps(dm=False, loop=False, kvm=False, gfs=True)
-    assert choose_assembly(host).path == "guestfs"
-    assert choose_accel(host) == "tcg"
-
-
-def test_nothing_works() -> None:
-    with pytest.raises(NoAssemblyPath, match="libguestfs-tools"):
-        choose_assembly(caps())
-
-
-def test_forcing_a_path_the_host_cannot_take() -> None:
-    with pytest.raises(NoAssemblyPath, match="device-mapper"):
-        choose_assembly(caps(gfs=True), prefer="dib")
-    with pytest.raises(NoAssemblyPath, match="libguestfs"):
-        choose_assembly(caps(dm=True), prefer="guestfs")
-    assert choose_assembly(caps(dm=True, gfs=True), prefer="guestfs").path == "guestfs"
-
-
-def test_kvm_when_usable() -> None:
-    assert choose_accel(caps(kvm=True)) == "kvm"
-
-
-def test_probe_uses_given_probes() -> None:
-    calls: list[str] = []
-
-    def fake(name: str, result: bool):  # type: ignore[no-untyped-def]
-        def p(log: Path | None) -> bool:
-            calls.append(name)
-            return result
-        return p
-
-    got = probe(device_mapper=fake("dm", True), loop_partitions=fake("loop", False), kvm=fake("kvm", False),
-                libguestfs=fake("gfs", True))
-    assert got == caps(dm=True, gfs=True)
-    assert calls == ["dm", "loop", "kvm", "gfs"]
-    assert "device-mapper: yes" in got.describe()
+    monkeypatch.setattr(hostcaps, "probe_device_mapper", probe)
+    assert session.host_inputs().assembly == path
