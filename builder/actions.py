@@ -76,8 +76,11 @@ class AgentImageAction(ImageAction):
 
     def run(self, step: Step) -> dict[str, Any]:
         ref, moving = node_image(step)
-        text = render("agent.Containerfile.j2", {"base_image": step.parent("base")["ref"], **step.node.values},
-                      CONTAINER_SPECS)
+        from builder.agent.config import environment
+
+        env = environment(Agent(**step.node.values["agent"]))
+        text = render("agent.Containerfile.j2", {"base_image": step.parent("base")["ref"], "agent_env": env,
+                                                 **step.node.values}, CONTAINER_SPECS)
         # The sidecar's own part stays tagged: an agent change then finds it in the engine's build
         # cache and costs the layer append only, not another apt install.
         pre = self.engine.build({"Containerfile": text.encode()}, SIDECAR_BASE, step.log)

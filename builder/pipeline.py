@@ -19,6 +19,7 @@ from builder.hostenv.apt import Mirrors
 from builder.matrix.models import Agent, Exporter, Matrix, Target
 from builder.oci.rootfs import DPKG_OPTIONS, resolve
 from builder.plan import Cell
+from builder.spec import ExporterSpec
 
 MACROS = "container_specs/_macros.j2"
 VM_TOOLS = ("diskimage-builder", "qemu-img", "libguestfs")
@@ -47,20 +48,16 @@ def _labels(title: str, version: str, extra: dict[str, str]) -> dict[str, str]:
 
 
 def cell_values(cell: Cell) -> dict[str, Any]:
-    return {
-        "name": cell.name, "datastore": cell.datastore, "version": cell.version, "flavor": cell.flavor,
-        "user": cell.user, "uid": cell.uid, "port": cell.port, "data_dir": cell.data_dir,
-        "start": list(cell.start), "health": list(cell.health), "client": cell.client,
-        "packages": list(cell.packages),
-    }
+    """The cell's spec (``builder.spec.CellSpec``) without its exporter, which has its own values."""
+    return cell.spec().model_dump(mode="json", exclude={"exporter"})
 
 
 def agent_values(agent: Agent) -> dict[str, Any]:
-    return agent.model_dump()
+    return agent.model_dump(mode="json")
 
 
 def exporter_values(name: str, exporter: Exporter) -> dict[str, Any]:
-    return {"name": name, **exporter.model_dump()}
+    return ExporterSpec(name=name, **exporter.model_dump()).model_dump(mode="json")
 
 
 class Declarer:
@@ -193,8 +190,7 @@ class Declarer:
         return self._verify(
             "verify-datastore", f"verify-datastore:{cell.name}", f"{cell.name} verify database+exporter", cell,
             (self.datastore(cell), self.exporter(cell.exporter_name), self.debug()),
-            {"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
-             "upstream": cell.upstream},
+            {"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter)},
             ("test_image_hygiene.py", "test_datastore.py", "test_exporter.py", f"flavors/test_{cell.flavor}.py"),
         )
 

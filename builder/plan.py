@@ -9,6 +9,7 @@ from typing import Any
 
 from builder.errors import UsageError
 from builder.matrix.models import Base, Datastore, Exporter, Flavor, Matrix, Target, Version
+from builder.spec import CellSpec, ExporterSpec
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,27 @@ class Cell:
         """Names a selector may match: ``postgresql-15`` and ``postgresql-15-bookworm``."""
         return (self.name, f"{self.name}-{self.base.suite}") if self.base else (self.name, f"{self.name}-upstream")
 
+    def exporter_spec(self) -> ExporterSpec:
+        return ExporterSpec(name=self.exporter_name, **self.exporter.model_dump())
+
+    def spec(self, exporter: bool = False) -> CellSpec:
+        """The cell's spec (``builder.spec``); with its exporter for the checks that need one."""
+        return CellSpec(name=self.name, datastore=self.datastore, version=self.version, flavor=self.flavor,
+                        user=self.user, uid=self.uid, port=self.port, data_dir=self.data_dir, start=self.start,
+                        health=self.health, client=self.client, packages=self.packages, upstream=self.upstream,
+                        exporter=self.exporter_spec() if exporter else None)
+
     @classmethod
     def from_values(cls, cell: Mapping[str, Any], exporter: Mapping[str, Any], image: str | None = None,
                     targets: Sequence[Target] = ()) -> Cell:
         """A cell rebuilt from a node's declared values (``pipeline.cell_values`` / ``exporter_values``),
         so an action uses exactly what its key hashes and nothing else."""
-        settings = dict(exporter)
-        name = settings.pop("name")
-        return cls(name=cell["name"], datastore=cell["datastore"], version=cell["version"], flavor=cell["flavor"],
-                   user=cell["user"], uid=int(cell["uid"]), port=int(cell["port"]), data_dir=cell["data_dir"],
-                   start=tuple(cell["start"]), health=tuple(cell["health"]), client=cell["client"],
-                   exporter_name=name, exporter=Exporter(**settings), targets=tuple(targets),
-                   packages=tuple(cell.get("packages", ())), image=image)
+        spec, ex = CellSpec.model_validate(cell), ExporterSpec.model_validate(exporter)
+        return cls(name=spec.name, datastore=spec.datastore, version=spec.version, flavor=spec.flavor,
+                   user=spec.user, uid=spec.uid, port=spec.port, data_dir=spec.data_dir, start=spec.start,
+                   health=spec.health, client=spec.client, exporter_name=ex.name,
+                   exporter=Exporter(**ex.model_dump(exclude={"name"})), targets=tuple(targets),
+                   packages=spec.packages, image=image)
 
     def source(self) -> dict[str, object]:
         """Where the database comes from, as plain data."""

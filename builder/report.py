@@ -29,6 +29,7 @@ class Row:
     log: str | None
     error: str | None
     why: list[str]
+    skipped: list[str]   # a verification's skipped checks, each "test: reason"
 
 
 def rows(graph: Graph, outcomes: Mapping[str, Outcome]) -> list[Row]:
@@ -40,7 +41,8 @@ def rows(graph: Graph, outcomes: Mapping[str, Outcome]) -> list[Row]:
         digest = (o.artifact.get("id") or o.artifact.get("digest") or o.artifact.get("diff_id")
                   or o.artifact.get("sha256"))
         out.append(Row(node_id, node.kind, node.cell, node.title, o.status, o.key, digest,
-                       o.artifact.get("size"), round(o.seconds, 2), o.log, o.error, o.reasons))
+                       o.artifact.get("size"), round(o.seconds, 2), o.log, o.error, o.reasons,
+                       list(o.artifact.get("skips") or [])))
     return out
 
 

@@ -2,7 +2,7 @@
 suites in tests/infra run against it (``runner``)."""
 
 from builder.verify.pod import Pod, VerifyContext, VerifyError, cleanup
-from builder.verify.runner import SuiteResult, cell_context, new_run_id, run_suite
+from builder.verify.runner import SuiteResult, new_run_id, run_suite
 
-__all__ = ["Pod", "SuiteResult", "VerifyContext", "VerifyError", "cell_context", "cleanup", "new_run_id",
+__all__ = ["Pod", "SuiteResult", "VerifyContext", "VerifyError", "cleanup", "new_run_id",
            "run_suite"]

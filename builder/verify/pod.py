@@ -12,22 +12,22 @@ agent-only verification never starts a database.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 from docker.models.containers import Container
 
-from builder.errors import GuestforgeError
 from builder.oci.archive import files_tar
 from builder.flavors import FlavorRuntime, Secrets, flavor
+from builder.spec import CellSpec, ExporterSpec
+from builder.spec import VerifyContext as VerifyContext
+from builder.spec import VerifyError as VerifyError
 
 LABEL = "io.guestforge.verify"
 ROLE_LABEL = "io.guestforge.verify.role"
@@ -37,91 +37,9 @@ HEALTH_INTERVAL_NS = 5 * 10**8
 log = logging.getLogger("guestforge.verify")
 
 
-class VerifyError(GuestforgeError):
-    """A cell's containers did not come up as its pod would."""
-
-
-# -- the context a verification runs with (written by the runner, read by tests/infra) ----------------
-@dataclass(frozen=True)
-class ExporterInfo:
-    name: str
-    port: int
-    up_metric: str
-    uid: int
-    command: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class CellInfo:
-    """The cell under test (the template context's ``cell`` plus its exporter)."""
-
-    name: str
-    datastore: str
-    version: str
-    flavor: str
-    user: str
-    uid: int
-    port: int
-    data_dir: str
-    start: tuple[str, ...]
-    health: tuple[str, ...]
-    client: str
-    exporter: ExporterInfo | None = None
-    packages: tuple[str, ...] = ()
-    upstream: bool = False      # an upstream image reused unchanged: guestforge's own additions are absent
-
-
-@dataclass(frozen=True)
-class AgentInfo:
-    version: str
-    entrypoint: str
-    user: str
-    uid: int
-    venv: str
-    config_dir: str
-    layer_diff_id: str | None = None
-
-
-@dataclass(frozen=True)
-class VerifyContext:
-    """``{"run_id", "cell", "images": {datastore, exporter, debug, agent, aio}, "agent"}``."""
-
-    images: Mapping[str, str | None]
-    cell: CellInfo | None = None
-    agent: AgentInfo | None = None
-    run_id: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)   # the whole JSON, for extra keys
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> VerifyContext:
-        cell = None
-        if data.get("cell"):
-            raw = dict(data["cell"])
-            exporter = raw.pop("exporter", None)
-            cell = CellInfo(
-                **{k: v for k, v in raw.items() if k in CellInfo.__dataclass_fields__ and k != "exporter"}
-                | {"start": tuple(raw["start"]), "health": tuple(raw["health"]),
-                   "packages": tuple(raw.get("packages") or ()), "upstream": bool(raw.get("upstream"))},
-                exporter=ExporterInfo(name=exporter["name"], port=int(exporter["port"]),
-                                      up_metric=exporter["up_metric"], uid=int(exporter["uid"]),
-                                      command=tuple(exporter.get("command") or ())) if exporter else None,
-            )
-        agent = None
-        if data.get("agent"):
-            fields = AgentInfo.__dataclass_fields__
-            agent = AgentInfo(**{k: v for k, v in data["agent"].items() if k in fields})
-        return cls(images=dict(data.get("images") or {}), cell=cell, agent=agent, run_id=data.get("run_id"),
-                   raw=dict(data))
-
-    @classmethod
-    def load(cls, path: Path) -> VerifyContext:
-        return cls.from_dict(json.loads(path.read_text()))
-
-    def image(self, role: str) -> str:
-        ref = self.images.get(role)
-        if not ref:
-            raise VerifyError(f"the verification context names no {role} image")
-        return ref
+# The names the suites have always used for the specs (declared once, in builder.spec).
+CellInfo = CellSpec
+ExporterInfo = ExporterSpec
 
 
 # -- containers ----------------------------------------------------------------------------------------

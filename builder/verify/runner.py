@@ -7,20 +7,19 @@ removes the run's containers afterwards (even when interrupted), and reads the J
 
 from __future__ import annotations
 
-import json
 import secrets
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from builder.errors import ToolError
 from builder.paths import REPO
-from builder.plan import Cell
 from builder.run import run
+from builder.spec import VerifyContext
 from builder.verify.pod import cleanup
 
 DEFAULT_TIMEOUT = 1800.0
@@ -62,19 +61,6 @@ def new_run_id() -> str:
     return f"{time.strftime('%H%M%S')}{secrets.token_hex(3)}"
 
 
-def cell_context(cell: Cell) -> dict[str, Any]:
-    """The context's ``cell`` entry for a cell: its template values plus its exporter."""
-    return {
-        "name": cell.name, "datastore": cell.datastore, "version": cell.version, "flavor": cell.flavor,
-        "user": cell.user, "uid": cell.uid, "port": cell.port, "data_dir": cell.data_dir,
-        "start": list(cell.start), "health": list(cell.health), "client": cell.client,
-        "packages": list(cell.packages), "upstream": cell.upstream,
-        "exporter": {"name": cell.exporter_name, "port": cell.exporter.port,
-                     "up_metric": cell.exporter.up_metric, "uid": cell.exporter.uid,
-                     "command": list(cell.exporter.command)},
-    }
-
-
 @dataclass(frozen=True)
 class JunitCounts:
     tests: int = 0
@@ -114,7 +100,7 @@ def junit_counts(junit: Path, test_files: Sequence[Path] = ()) -> JunitCounts:
     return JunitCounts(tests, failures, errors, skipped, tuple(skips), idle)
 
 
-def run_suite(context: Mapping[str, Any], test_files: Sequence[Path], log: Path, junit: Path,
+def run_suite(context: VerifyContext, test_files: Sequence[Path], log: Path, junit: Path,
               timeout: float = DEFAULT_TIMEOUT, extra_args: Sequence[str] = ()) -> SuiteResult:
     """Run pytest + testinfra on ``test_files`` with ``context``; never raises for failing tests.
 
@@ -122,12 +108,12 @@ def run_suite(context: Mapping[str, Any], test_files: Sequence[Path], log: Path,
     "agent": {...}}`` (see ``builder.verify.pod.VerifyContext``); a ``run_id`` is added when absent.
     The context JSON is written next to ``log``; pytest's output goes to ``log``.
     """
-    run_id = str(context.get("run_id") or new_run_id())
+    run_id = context.run_id or new_run_id()
     log.parent.mkdir(parents=True, exist_ok=True)
     junit.parent.mkdir(parents=True, exist_ok=True)
     junit.unlink(missing_ok=True)
     ctx_path = log.with_name(log.stem + ".context.json")
-    ctx_path.write_text(json.dumps({**context, "run_id": run_id}, indent=2, sort_keys=True) + "\n")
+    ctx_path.write_text(context.model_copy(update={"run_id": run_id}).model_dump_json(indent=2) + "\n")
     argv = [sys.executable, "-m", "pytest", "--rootdir", str(REPO), "-p", "no:cacheprovider",
             f"--gf-context={ctx_path}", f"--junitxml={junit}", "-o", "junit_family=xunit2",
             "-o", "log_level=INFO", "-v", *extra_args, *(str(f) for f in test_files)]

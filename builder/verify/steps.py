@@ -12,6 +12,7 @@ from typing import Any
 from builder.errors import BuildError
 from builder.graph.step import ArtifactFailure, RunContext, Step
 from builder.paths import REPO
+from builder.spec import AgentContext, CellSpec, VerifyContext
 from builder.verify.runner import run_suite
 
 # The images a suite may ask for, by the parent node's kind -> the context's role name.
@@ -24,17 +25,17 @@ def _images(step: Step) -> dict[str, str]:
             if p.kind in IMAGE_ROLES and "ref" in p.artifact}
 
 
-def context_for(step: Step) -> dict[str, Any]:
+def context_for(step: Step) -> VerifyContext:
+    """The suites' context from exactly the node's values and its parents' artifacts."""
     values = step.node.values
-    context: dict[str, Any] = {"images": _images(step)}
+    cell = agent = None
     if "cell" in values:
-        context["cell"] = {**values["cell"], "upstream": bool(values.get("upstream"))}
-        if "exporter" in values:
-            context["cell"]["exporter"] = dict(values["exporter"])
+        cell = CellSpec.model_validate({**values["cell"], "exporter": values.get("exporter")})
     if "agent" in values:
         trees = step.parents_of("agent-tree")
-        context["agent"] = {**values["agent"], "layer_diff_id": trees[0].artifact.get("diff_id") if trees else None}
-    return context
+        agent = AgentContext.model_validate({**values["agent"],
+                                             "layer_diff_id": trees[0].artifact.get("diff_id") if trees else None})
+    return VerifyContext(images=_images(step), cell=cell, agent=agent)
 
 
 class VerifyAction:

@@ -26,6 +26,7 @@ from builder.matrix.models import Agent
 from builder.paths import INFRA_TESTS
 from builder.plan import Cell
 from builder.run import daemon, run
+from builder.verify.runner import junit_counts
 from builder.vm import runtime, seed
 from builder.vm.hostcaps import KVM_CPU, Accel
 
@@ -173,5 +174,5 @@ def boot_and_verify(image: Path, image_format: str, cell: Cell, agent: Agent, im
                         f"--hosts=ssh://{guest.user}@127.0.0.1:{guest.port}", f"--ssh-config={ssh_config}",
                         f"--ssh-identity-file={key}", f"--gf-vm-spec={spec}", f"--junitxml={junit}"],
                        log=log, check=False, timeout=900)
-            passed = proc.returncode == 0
+            passed = proc.returncode == 0 and not junit_counts(junit, [BOOT_SUITE]).idle
     return BootReport(firmware, accel, round(to_ssh, 1), round(to_db, 1), console, passed, junit)

@@ -109,10 +109,9 @@ def agent_files(gf_context: VerifyContext, pod: Pod) -> Mapping[str, str] | None
         from builder.agent.config import AgentConfigError, manager_for, runtime_files
     except ImportError:
         return None
-    raw = dict(gf_context.raw.get("agent") or {})
-    if not {"package", "version", "entrypoint", "base"} <= raw.keys():
+    if gf_context.agent is None:
         return None
-    agent = Agent.model_validate({k: v for k, v in raw.items() if k in Agent.model_fields})
+    agent = Agent.model_validate(gf_context.agent.model_dump(exclude={"layer_diff_id"}))
     cell = gf_context.cell
     try:
         files: Mapping[str, str] = runtime_files(

@@ -47,12 +47,12 @@ PLACEHOLDER = re.compile(rb"^(\{\{.*|\{%.*|%\(.*|<.*>|\$\{?\w+\}?|''|\"\"|none|n
 
 # -- shared with test_allinone -------------------------------------------------------------------------------
 def load_agent(request: pytest.FixtureRequest) -> Agent:
-    """The matrix ``agent:`` as the runner wrote it into the context (all fields, unlike AgentInfo)."""
+    """The matrix ``agent:`` as the runner wrote it into the context."""
     path = request.config.getoption("--gf-context")
-    raw: dict[str, Any] = json.loads(Path(path).read_text()).get("agent") or {} if path else {}
-    if not raw:
+    context = VerifyContext.load(Path(path)) if path else None
+    if context is None or context.agent is None:
         pytest.skip("the context has no agent")
-    return Agent(**{k: v for k, v in raw.items() if k in Agent.model_fields})
+    return Agent.model_validate(context.agent.model_dump(exclude={"layer_diff_id"}))
 
 
 def tree_paths(agent: Agent) -> tuple[str, ...]:

@@ -22,7 +22,8 @@ from builder.paths import INFRA_TESTS
 from builder.plan import Cell, expand
 from builder.session import RunResult
 from builder.verify.pod import LABEL
-from builder.verify.runner import SuiteResult, cell_context, run_suite
+from builder.spec import VerifyContext
+from builder.verify.runner import SuiteResult, run_suite
 from tests.infra.test_image_hygiene import scan_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -63,7 +64,7 @@ def suite_files(cell: Cell) -> list[Path]:
 
 
 def verify(cell: Cell, images: dict[str, str], workdir: Path, tag: str) -> SuiteResult:
-    context = {"cell": cell_context(cell), "images": {**images, "agent": None, "aio": None}, "agent": None}
+    context = VerifyContext(cell=cell.spec(exporter=True), images={**images, "agent": None, "aio": None})
     return run_suite(context, suite_files(cell), workdir / f"{tag}.log", workdir / f"{tag}.xml")
 
 

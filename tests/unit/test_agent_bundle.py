@@ -15,6 +15,7 @@ import pytest
 
 from builder.agent.bundle import PRUNE, PipSettings, context_files, layout, pip_settings
 from builder.errors import BuildError
+from builder.agent.config import environment
 from builder.matrix.models import Agent
 from builder.oci.archive import ROOT_DIR, Owner, parents
 from builder.oci.render import render
@@ -87,11 +88,14 @@ def test_builder_containerfile_with_host_index_and_cert(tmp_path: Path) -> None:
 
 def test_sidecar_containerfile() -> None:
     text = render("agent.Containerfile.j2", {"base_image": "guestforge/base:bookworm", "agent": AGENT.model_dump(),
-                                              "labels": {"io.guestforge.role": "agent"}})
+                                              "agent_env": environment(AGENT), "labels": {"io.guestforge.role": "agent"}})
     assert "USER 1100:1100" in text
     assert 'ENTRYPOINT ["/opt/guest-agent-venv/bin/trove-guestagent"]' in text
     assert 'CMD ["--config-dir=/etc/trove/conf.d"]' in text
-    assert "ENV HOME=/var/lib/trove LC_ALL=C PYTHONUTF8=1" in text
+    # The one declaration of the agent's environment (builder.agent.config.environment), every variable.
+    assert [line for line in text.splitlines() if line.startswith("ENV ")] == [
+        f"ENV {k}={v}" for k, v in sorted(environment(AGENT).items())]
+    assert "WORKDIR /var/lib/trove" in text
     assert "install -y --no-install-recommends sudo" in text
     assert "printf '%s ALL=(root) NOPASSWD: ALL\\n' trove > /etc/sudoers.d/guestforge-agent" in text
     assert not re.search(r"PASS|SECRET|TOKEN", text.replace("NOPASSWD", ""))

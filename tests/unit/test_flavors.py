@@ -3,6 +3,8 @@ and the verification context it is used with."""
 
 from __future__ import annotations
 
+import json
+
 import typing
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from builder.matrix.models import Flavor
 from builder.paths import CONTAINER_SPECS
 from builder.plan import Cell, expand
 from builder.verify.pod import VerifyContext
-from builder.verify.runner import cell_context, junit_counts
+from builder.verify.runner import junit_counts
 from tests.conftest import ROOT
 
 CELLS = {c.name: c for c in expand(load_matrix(ROOT / "matrix.yaml"))}
@@ -132,26 +134,30 @@ def test_registry_agrees_with_the_entrypoint(name: str) -> None:
 
 # -- the verification context ---------------------------------------------------------------------------
 def _context(cell: Cell) -> dict[str, object]:
-    return {"cell": cell_context(cell), "images": {"datastore": "d", "exporter": "e", "debug": "g", "agent": None},
-            "agent": {"version": "26.0.0", "entrypoint": "trove-guestagent", "user": "trove", "uid": 1100,
-                      "venv": "/opt/guest-agent-venv", "config_dir": "/etc/trove/conf.d", "package": "trove"},
-            "run_id": "r1"}
+    """The context JSON as the runner writes it."""
+    data: dict[str, object] = json.loads(VerifyContext(
+        cell=cell.spec(exporter=True), images={"datastore": "d", "exporter": "e", "debug": "g", "agent": None},
+        agent={"package": "trove", "version": "26.0.0", "entrypoint": "trove-guestagent", "base": "debian:bookworm",
+               "layer_diff_id": "sha256:abc"},
+        run_id="r1").model_dump_json())
+    return data
 
 
 def test_verify_context_round_trip() -> None:
     cell = CELLS["mariadb-10.11"]
-    ctx = VerifyContext.from_dict(_context(cell))
+    ctx = VerifyContext.model_validate(_context(cell))
     assert ctx.cell is not None and ctx.cell.name == "mariadb-10.11" and ctx.cell.start == ("mariadbd",)
+    assert ctx.cell == cell.spec(exporter=True)
     assert ctx.cell.exporter is not None and ctx.cell.exporter.up_metric == "mysql_up"
     assert ctx.agent is not None and ctx.agent.uid == 1100 and ctx.run_id == "r1"
-    assert ctx.raw["agent"]["package"] == "trove"
+    assert ctx.agent.package == "trove" and ctx.agent.layer_diff_id == "sha256:abc"
     assert ctx.image("datastore") == "d"
     with pytest.raises(Exception, match="no agent image"):
         ctx.image("agent")
 
 
 def test_agent_only_context() -> None:
-    ctx = VerifyContext.from_dict({"images": {"agent": "a", "debug": "g"}, "agent": None})
+    ctx = VerifyContext.model_validate({"images": {"agent": "a", "debug": "g"}, "agent": None})
     assert ctx.cell is None and ctx.agent is None
 
 

@@ -11,6 +11,7 @@ import yaml
 
 from builder.matrix.models import Agent
 from builder.oci.rootfs import ResolvedBase
+from builder.agent.config import environment
 from builder.vm import assemble, boot, dib, gpt, seed
 from builder.vm.images import fs_uuid_for
 from builder.vm.runtime import RuntimeFile
@@ -128,7 +129,8 @@ def test_agent_env() -> None:
     env = dib.agent_env(AGENT, Path("/x/agent.tar"))
     assert env["DIB_GUESTFORGE_AGENT_UID"] == "1100" and env["DIB_GUESTFORGE_AGENT_USER"] == "trove"
     assert env["DIB_GUESTFORGE_AGENT_VENV"] == "/opt/guest-agent-venv"
-    assert "LC_ALL=C" in env["DIB_GUESTFORGE_AGENT_ENVIRONMENT"].split()
+    # The same declaration as the sidecar image's ENV lines, HOME and PATH included.
+    assert env["DIB_GUESTFORGE_AGENT_ENVIRONMENT"].split() == [f"{k}={v}" for k, v in sorted(environment(AGENT).items())]
 
 
 def test_tree_block_device_has_fixed_uuid() -> None:

@@ -8,5 +8,6 @@ export DIB_GUESTFORGE_AGENT_CONFIG_DIR=${DIB_GUESTFORGE_AGENT_CONFIG_DIR:-/etc/t
 export DIB_GUESTFORGE_AGENT_LOG_DIR=${DIB_GUESTFORGE_AGENT_LOG_DIR:-/var/log/trove}
 # The file written at boot (by Trove's config drive or cloud-init) whose presence starts the agent.
 export DIB_GUESTFORGE_AGENT_CONFIG_MARKER=${DIB_GUESTFORGE_AGENT_CONFIG_MARKER:-guest_info.conf}
-# The agent's environment, space-separated NAME=value pairs (plain values only).
-export DIB_GUESTFORGE_AGENT_ENVIRONMENT=${DIB_GUESTFORGE_AGENT_ENVIRONMENT:-"LC_ALL=C PYTHONUTF8=1"}
+# The agent's environment, space-separated NAME=value pairs (plain values only): guestforge passes
+# builder.agent.config.environment(), the one declaration also rendered into the agent sidecar image.
+export DIB_GUESTFORGE_AGENT_ENVIRONMENT=${DIB_GUESTFORGE_AGENT_ENVIRONMENT:?guestforge passes the agent environment}
