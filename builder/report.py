@@ -19,6 +19,7 @@ from builder.graph.model import Graph
 class Row:
     node: str
     kind: str
+    target: str | None   # the target its kind serves (builder.graph.kinds); None: shared by every target
     cell: str | None
     title: str
     status: str
@@ -40,7 +41,7 @@ def rows(graph: Graph, outcomes: Mapping[str, Outcome]) -> list[Row]:
         node, o = graph.nodes[node_id], outcomes[node_id]
         digest = (o.artifact.get("id") or o.artifact.get("digest") or o.artifact.get("diff_id")
                   or o.artifact.get("sha256"))
-        out.append(Row(node_id, node.kind, node.cell, node.title, o.status, o.key, digest,
+        out.append(Row(node_id, node.kind, graph.kinds[node.kind].target, node.cell, node.title, o.status, o.key, digest,
                        o.artifact.get("size"), round(o.seconds, 2), o.log, o.error, o.reasons,
                        list(o.artifact.get("skips") or [])))
     return out

@@ -14,6 +14,7 @@ from builder.graph.model import Graph
 class NodeStatus:
     node: str
     kind: str
+    target: str | None
     cell: str | None
     key: str
     status: str  # verified | built | failed | stale | new
@@ -39,8 +40,10 @@ def node_statuses(graph: Graph, ids: list[str], build_dir: Path) -> list[NodeSta
                 status, why = "new", ["never built" if not graph.is_verification(node_id) else "never verified"]
             manifest = graph.manifests[node_id]
             inputs = {"values": sorted(manifest["values"]), "files": sorted(manifest["files"]),
+                      "code": sorted(manifest["code"]),
                       "tools": manifest["tools"], "parents": sorted(manifest["parents"])}
-            out.append(NodeStatus(node_id, node.kind, node.cell, key, status, why, inputs))
+            out.append(NodeStatus(node_id, node.kind, graph.kinds[node.kind].target, node.cell, key, status, why,
+                                  inputs))
     finally:
         if index:
             index.close()
