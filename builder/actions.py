@@ -17,9 +17,8 @@ from builder.oci.archive import sha256_file
 from builder.oci.k8s import check_pod
 from builder.oci.layers import append_layer
 from builder.oci.podspec import pod_spec, to_yaml
-from builder.oci.render import render
 from builder.oci.steps import KEY_LABEL, ImageAction, config_cache, node_image, short
-from builder.paths import CONTAINER_SPECS
+from builder.agent.bundle import sidecar_containerfile
 from builder.plan import Cell
 
 
@@ -76,11 +75,8 @@ class AgentImageAction(ImageAction):
 
     def run(self, step: Step) -> dict[str, Any]:
         ref, moving = node_image(step)
-        from builder.agent.config import environment
-
-        env = environment(Agent(**step.node.values["agent"]))
-        text = render("agent.Containerfile.j2", {"base_image": step.parent("base")["ref"], "agent_env": env,
-                                                 **step.node.values}, CONTAINER_SPECS)
+        v = step.node.values
+        text = sidecar_containerfile(Agent(**v["agent"]), step.parent("base")["ref"], v["labels"])
         # The sidecar's own part stays tagged: an agent change then finds it in the engine's build
         # cache and costs the layer append only, not another apt install.
         pre = self.engine.build({"Containerfile": text.encode()}, SIDECAR_BASE, step.log)

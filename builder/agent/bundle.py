@@ -119,6 +119,14 @@ def template_context(agent: Agent, base_image: str, pip: PipSettings) -> dict[st
     }
 
 
+def sidecar_containerfile(agent: Agent, base_image: str, labels: Mapping[str, str]) -> str:
+    """The agent sidecar's own part (user, sudo, environment); the tree is appended to it as a layer."""
+    from builder.agent.config import environment
+
+    return render("agent.Containerfile.j2", {"base_image": base_image, "agent": agent.model_dump(),
+                                             "agent_env": environment(agent), "labels": dict(labels)})
+
+
 def context_files(agent: Agent, base_image: str, pip: PipSettings) -> dict[str, bytes | Path]:
     """The builder image's build context: the rendered Containerfile and ``container_specs/agent/``."""
     files: dict[str, bytes | Path] = {

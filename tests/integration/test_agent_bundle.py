@@ -22,14 +22,13 @@ import docker.errors
 import pytest
 
 from tests.infra.probes import IMPORT_CHECK
-from builder.agent.bundle import AgentTree, build_agent_tree, export_venv, layout
+from builder.agent.bundle import AgentTree, build_agent_tree, export_venv, layout, sidecar_containerfile
 from builder.agent.config import TROVE_MANAGERS, environment, runtime_files
 from builder.matrix.loader import load_matrix
 from builder.matrix.models import Agent, Matrix
 from builder.oci.archive import files_tar, repack_layer, sha256_file
 from builder.oci.engine import Engine
 from builder.oci.layers import append_layer
-from builder.oci.render import render
 from builder.oci.rootfs import bootstrap, resolve
 from builder.hostenv.apt import host_mirrors
 from tests.conftest import ROOT
@@ -222,8 +221,7 @@ def test_runs_on_base_as_its_uid_without_passwd_entry(suite: str, on_bases: dict
 def sidecar(tree: AgentTree, engine: Engine, agent: Agent, matrix: Matrix, bases: dict[str, str],
             created: list[str], workdir: Path) -> str:
     base_ref, ref = f"{REPO}-sidecar-base:{agent.version}", f"{REPO}-sidecar:{agent.version}"
-    text = render("agent.Containerfile.j2", {"base_image": bases[matrix.bases[agent.base].suite],
-                                              "agent": agent.model_dump(), "labels": {}})
+    text = sidecar_containerfile(agent, bases[matrix.bases[agent.base].suite], {})
     engine.build({"Containerfile": text.encode()}, base_ref, workdir / "sidecar.log")
     created.append(ref)   # base_ref stays, like the builder image: it is the next run's build cache
     append_layer(engine, base_ref, tree.path, ref, workdir / "sidecar.log", diff_id=tree.diff_id)

@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
-from builder.agent.bundle import PRUNE, PipSettings, context_files, layout, pip_settings
+from builder.agent.bundle import PRUNE, PipSettings, context_files, layout, pip_settings, sidecar_containerfile
 from builder.errors import BuildError
 from builder.agent.config import environment
 from builder.matrix.models import Agent
 from builder.oci.archive import ROOT_DIR, Owner, parents
-from builder.oci.render import render
 from builder.paths import CONTAINER_SPECS
 
 AGENT = Agent(package="trove", version="26.0.0", entrypoint="trove-guestagent", base="debian:bookworm")
@@ -87,8 +86,7 @@ def test_builder_containerfile_with_host_index_and_cert(tmp_path: Path) -> None:
 
 
 def test_sidecar_containerfile() -> None:
-    text = render("agent.Containerfile.j2", {"base_image": "guestforge/base:bookworm", "agent": AGENT.model_dump(),
-                                              "agent_env": environment(AGENT), "labels": {"io.guestforge.role": "agent"}})
+    text = sidecar_containerfile(AGENT, "guestforge/base:bookworm", {"io.guestforge.role": "agent"})
     assert "USER 1100:1100" in text
     assert 'ENTRYPOINT ["/opt/guest-agent-venv/bin/trove-guestagent"]' in text
     assert 'CMD ["--config-dir=/etc/trove/conf.d"]' in text
