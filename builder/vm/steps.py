@@ -25,6 +25,7 @@ from builder.plan import Cell
 from builder.vm import hostcaps
 from builder.vm.boot import boot_and_verify
 from builder.vm.images import GuestBase, build_cell_images, build_guest_base
+from builder.vm.preload import read_archive
 from builder.vm.verify import image_spec, verify_image
 
 
@@ -90,10 +91,19 @@ class GuestImageAction(FilesAction):
         engine: Engine = self.ctx.engine
         return engine
 
-    def _save(self, ref: str, path: Path) -> Path:
-        with path.open("wb") as out:
-            self.engine.save(ref, out)
-        return path
+    def _save(self, image: Mapping[str, Any], path: Path) -> Path:
+        """``docker save`` the parent's image under its keyed tag. The tag is shared by every build dir on
+        the engine, and another one may rebuild the same key byte-differently and move it at any moment:
+        point it at the recorded image, save, and check that the archive holds that very image."""
+        ref, image_id = str(image["ref"]), str(image["id"])
+        for _ in range(3):
+            self.engine.tag(image_id, ref)
+            with path.open("wb") as out:
+                self.engine.save(ref, out)
+            if read_archive(path).image_id == image_id:
+                return path
+        raise BuildError(f"{ref} kept moving away from {image_id} while it was saved (another build of the "
+                         "same key on this engine?); run again", str(path))
 
     def run(self, step: Step) -> dict[str, Any]:
         v = step.node.values
@@ -102,7 +112,7 @@ class GuestImageAction(FilesAction):
         outdir = self.artifacts / cell.name
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:  # two exports at once: the engine streams both
-                saving = [pool.submit(self._save, image["ref"], step.workdir / f"{role}.tar")
+                saving = [pool.submit(self._save, image, step.workdir / f"{role}.tar")
                           for role, image in (("datastore", datastore), ("exporter", exporter))]
                 ds_archive, ex_archive = (f.result() for f in saving)
             built = build_cell_images(guest_base_from(step, step.parent("guest-base")), cell, ds_archive, ex_archive,

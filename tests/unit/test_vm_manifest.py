@@ -70,3 +70,40 @@ def test_image_manifest_is_deterministic(tmp_path: Path) -> None:
     assert one["packages"][0] == {"name": "a", "version": "1"}
     out = write_manifest(tmp_path / "c.qcow2.manifest.json", one)
     assert json.loads(out.read_text()) == one
+
+
+class MovingTagEngine:
+    """An engine edge whose keyed tag another build dir moves once, right after our first tag."""
+
+    def __init__(self) -> None:
+        self.tags: dict[str, str] = {}
+        self.moves = 1
+
+    def tag(self, image_id: str, ref: str) -> None:
+        self.tags[ref] = image_id
+        if self.moves:
+            self.moves -= 1
+            self.tags[ref] = "sha256:" + "ff" * 32
+
+    def save(self, ref: str, out: io.BufferedWriter) -> None:
+        hexdigest = self.tags[ref].removeprefix("sha256:")
+        data = json.dumps([{"Config": f"{hexdigest}.json", "RepoTags": [ref]}]).encode()
+        with tarfile.open(fileobj=out, mode="w") as tar:
+            info = tarfile.TarInfo("manifest.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_preload_saves_the_recorded_image_even_when_its_tag_moved(tmp_path: Path) -> None:
+    from builder.graph.step import RunContext
+    from builder.vm.steps import GuestImageAction
+
+    engine = MovingTagEngine()
+    action = GuestImageAction(RunContext(tmp_path, engine=lambda: engine))
+    image = {"ref": "guestforge/postgresql:15-abc", "id": "sha256:" + "ab" * 32}
+    saved = read_archive(action._save(image, tmp_path / "datastore.tar"))
+    assert (saved.ref, saved.image_id) == (image["ref"], image["id"])
+
+    engine.moves = 10  # it keeps moving: a clear error, not an image that is not the artifact
+    with pytest.raises(BuildError, match="kept moving"):
+        action._save(image, tmp_path / "datastore.tar")
