@@ -24,8 +24,10 @@ from builder.matrix.tokens import (
 
 Target = Literal["oci", "vm", "baremetal"]
 Flavor = Literal["postgresql", "mysql", "redis"]
-Port = Annotated[int, Field(ge=1, le=65535)]
-Uid = Annotated[int, Field(ge=1, le=65533)]
+# Strict: an integer field takes an integer written as one, never text ('0777', 'yes') or a boolean.
+Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
+Uid = Annotated[int, Field(strict=True, ge=100, le=65533, description="below 100: system ranges; 0: root")]
+Flag = Annotated[bool, Field(strict=True)]
 Argv = Annotated[list[Token], Field(min_length=1)]
 
 ALL_TARGETS: tuple[Target, ...] = ("oci", "vm", "baremetal")
@@ -42,7 +44,7 @@ class Base(Strict):
     suite: Token
     mirror: Url | None = Field(None, description="default: the host's apt sources")
     security_mirror: Url | None = Field(None, description="default: the host's apt sources")
-    security: bool = True
+    security: Flag = True
     components: Annotated[list[Token], Field(min_length=1)] = ["main"]
 
 
@@ -59,7 +61,7 @@ class Agent(Strict):
     config_dir: AbsPath = "/etc/trove/conf.d"
     log_dir: AbsPath = "/var/log/trove"
     index_url: Url | None = Field(None, description="default: the host's pip configuration, else PyPI")
-    sources: bool = Field(False, description="ship each module's .py beside its bytecode: tracebacks show "
+    sources: Flag = Field(False, description="ship each module's .py beside its bytecode: tracebacks show "
                                              "source lines, and the agent layer has about twice the files")
 
 
