@@ -6,7 +6,9 @@ from collections.abc import Iterator, Sequence
 from urllib.parse import urlsplit
 
 from builder.errors import Problem
+from builder.matrix.conflicts import check_pods
 from builder.matrix.models import Matrix
+from builder.matrix.names import check_names
 from builder.matrix.yamlsrc import Located, Path
 
 
@@ -100,18 +102,6 @@ def _fields(matrix: Matrix, loc: Located) -> Iterator[Problem]:
                 yield from _program_first(loc, path + (field,), getattr(ver, field))
 
 
-def _cells(matrix: Matrix, loc: Located) -> Iterator[Problem]:
-    cells: dict[str, Path] = {}
-    for ds_name, ds in matrix.datastores.items():
-        for ver_name in ds.versions:
-            path: Path = ("datastores", ds_name, "versions", ver_name)
-            cell = f"{ds_name}-{ver_name}"
-            if cell in cells:
-                other = ".".join(str(p) for p in cells[cell])
-                yield loc.problem(path, f"cell name {cell!r} is also produced by {other}")
-            cells.setdefault(cell, path)
-
-
 def check_matrix(matrix: Matrix, loc: Located) -> list[Problem]:
     """Every cross-field problem in ``matrix``; empty when it is consistent."""
-    return [*_references(matrix, loc), *_fields(matrix, loc), *_cells(matrix, loc)]
+    return [*_references(matrix, loc), *_fields(matrix, loc), *check_names(matrix, loc), *check_pods(matrix, loc)]

@@ -33,8 +33,9 @@ _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
     "user": (re.compile(r"[a-z_][a-z0-9_-]{0,31}"),
              "not a valid user name (lower-case letters, digits, _ and -, at most 32 characters)"),
     # Version keys end up in image tags (VERSION-aio-KEY) and Kubernetes names.
-    "version": (re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}"),
-                "not a valid version (letters, digits, . _ -; it becomes an image tag)"),
+    "version": (re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,38}[A-Za-z0-9])?"),
+                "not a valid version (at most 40 letters, digits and . _ -, starting and ending with a letter or "
+                "digit; it becomes an image tag and a Kubernetes label)"),
     "base": (re.compile(r"[a-z0-9][a-z0-9._-]*(:[a-z0-9][a-z0-9._-]*)?"), "not a valid base name (e.g. debian:bookworm)"),
     "path": (re.compile(r"/([A-Za-z0-9_.@+-]+/?)*"), "not an absolute path of plain characters"),
     "url": (re.compile(r"(https?|file)://[A-Za-z0-9._~%+:/@-]+"), "not a plain http(s) URL"),
