@@ -37,7 +37,7 @@ _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
                 "not a valid version (at most 40 letters, digits and . _ -, starting and ending with a letter or "
                 "digit; it becomes an image tag and a Kubernetes label)"),
     "base": (re.compile(r"[a-z0-9][a-z0-9._-]*(:[a-z0-9][a-z0-9._-]*)?"), "not a valid base name (e.g. debian:bookworm)"),
-    "path": (re.compile(r"/([A-Za-z0-9_.@+-]+/?)*"), "not an absolute path of plain characters"),
+    "path": (re.compile(r"/[A-Za-z0-9_.@+/-]*"), "not an absolute path of plain characters"),
     "url": (re.compile(r"(https?|file)://[A-Za-z0-9._~%+:/@-]+"), "not a plain http(s) URL"),
     "image": (
         re.compile(

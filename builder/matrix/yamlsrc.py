@@ -104,7 +104,7 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def scalar(node: yaml.ScalarNode) -> Any:
+def scalar(node: yaml.ScalarNode, line: int) -> Any:
     """A YAML 1.2 core-schema value for a plain scalar; quoted and block scalars are always text."""
     value = str(node.value)
     if node.style is not None:
@@ -115,7 +115,7 @@ def scalar(node: yaml.ScalarNode) -> Any:
         return _BOOLS[value]
     if _INT.fullmatch(value) and not (len(value.lstrip("+-")) > 1 and value.lstrip("+-").startswith("0")):
         if len(value.lstrip("+-")) > MAX_INT_DIGITS:
-            raise _Refused(node.start_mark.line + 1, f"integer has more than {MAX_INT_DIGITS} digits")
+            raise _Refused(line, f"integer has more than {MAX_INT_DIGITS} digits")
         return int(value)
     return value
 
@@ -129,9 +129,15 @@ class _Builder:
         self.problems: list[Problem] = []
         self._count = 0
         self._open: set[int] = set()
+        self._seen: set[int] = set()
 
-    def build(self, node: yaml.Node, path: Path) -> Any:
-        line = node.start_mark.line + 1
+    def build(self, node: yaml.Node, path: Path, via: int | None = None) -> Any:
+        """``via``: inside an alias's expansion, the line of the alias (the anchor's lines say nothing
+        about where a problem in the copy is)."""
+        if via is None and id(node) in self._seen:
+            via = self.lines.get(path) or self.lines.get(path[:-1], 1)
+        self._seen.add(id(node))
+        line = via or node.start_mark.line + 1
         self.lines.setdefault(path, line)
         self._count += 1
         if self._count > MAX_NODES:
@@ -139,23 +145,22 @@ class _Builder:
         if len(path) > MAX_DEPTH:
             raise _Refused(self.lines[path], f"nested deeper than {MAX_DEPTH} levels (through aliases)", path)
         if isinstance(node, yaml.ScalarNode):
-            return scalar(node)
+            return scalar(node, line)
         if id(node) in self._open:
-            raise _Refused(self.lines[path], f"alias refers to a node that contains it (cycle through line {line})",
-                           path)
+            raise _Refused(self.lines[path], "alias refers to a node that contains it (a cycle)", path)
         self._open.add(id(node))
         try:
             if isinstance(node, yaml.MappingNode):
-                return self._mapping(node, path)
-            return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
+                return self._mapping(node, path, via)
+            return [self.build(child, path + (i,), via) for i, child in enumerate(node.value)]
         finally:
             self._open.discard(id(node))
 
-    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+    def _mapping(self, node: yaml.MappingNode, path: Path, via: int | None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                line = key_node.start_mark.line + 1
+                line = via or key_node.start_mark.line + 1
                 self.problems.append(Problem(self.file, line, format_path(path), "keys must be plain text"))
                 continue
             key = str(key_node.value)
@@ -163,12 +168,12 @@ class _Builder:
             if key in out:
                 first = self.lines[child]
                 self.problems.append(
-                    Problem(self.file, key_node.start_mark.line + 1, format_path(child),
+                    Problem(self.file, via or key_node.start_mark.line + 1, format_path(child),
                             f"duplicate key (first defined on line {first})")
                 )
                 continue
-            self.lines[child] = key_node.start_mark.line + 1
-            out[key] = self.build(value_node, child)
+            self.lines[child] = via or key_node.start_mark.line + 1
+            out[key] = self.build(value_node, child, via)
         return out
 
 
