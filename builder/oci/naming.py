@@ -13,6 +13,19 @@ class Named(Protocol):
     def repo_and_tag(self) -> tuple[str, str]: ...
 
 
+def base_repo(name: str) -> tuple[str, str]:
+    """A base ``debian:bookworm`` is ``guestforge/base:bookworm``."""
+    return "guestforge/base", name.split(":")[-1]
+
+
+def datastore_repo(datastore: str, version: str, allinone: bool = False) -> tuple[str, str]:
+    return f"guestforge/{datastore}", version + ("-aio" if allinone else "")
+
+
+def exporter_repo(name: str) -> tuple[str, str]:
+    return f"guestforge/{name}", "latest"
+
+
 def short(key: str) -> str:
     return key[:12]
 

@@ -8,7 +8,6 @@ capabilities dropped.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,13 +15,8 @@ import yaml
 
 from builder.flavors import Secrets, flavor
 from builder.matrix.models import Agent
+from builder.matrix.names import dns_label
 from builder.plan import Cell
-
-
-def dns_label(name: str) -> str:
-    """``mariadb-10.11`` -> ``mariadb-10-11`` (RFC 1123 label, as Kubernetes names require)."""
-    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    return label[:63].rstrip("-")
 
 
 def _secret_env(var: str, secret: str, key: str) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import yaml
 
 from builder.matrix import load_matrix
 from builder.oci.k8s import check_pod
-from builder.oci.podspec import dns_label, pod_spec, to_yaml
+from builder.matrix.names import dns_label
+from builder.oci.podspec import pod_spec, to_yaml
 from builder.plan import Cell, expand
 from tests.conftest import ROOT
 
