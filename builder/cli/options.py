@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from builder.matrix import ALL_TARGETS
+from builder.matrix.models import ALL_TARGETS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
