@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from builder.errors import BuildError, GuestforgeError
+
+if TYPE_CHECKING:
+    from builder.cache.transport import RegistryOptions
 
 # An artifact field an action sets when its value alone decides the artifact (a layer's diff_id): a rebuild
 # with the same value is the same artifact for every consumer.
@@ -65,10 +68,13 @@ class Step:
 
 
 class RunContext:
-    """What every action of one run shares: the (absolute) build directory and, on first use, the engine."""
+    """What every action of one run shares: the (absolute) build directory, on first use the engine, how
+    to reach registries and the key publishing signs with (neither is an input of any key)."""
 
-    def __init__(self, build_dir: Path, engine: Callable[[], Any] | None = None):
+    def __init__(self, build_dir: Path, engine: Callable[[], Any] | None = None,
+                 registry: RegistryOptions | None = None, sign_key: Path | None = None):
         self.build_dir = build_dir.resolve()
+        self.registry, self.sign_key = registry, sign_key
         self._engine_factory = engine
         self._engine: Any = None
 
