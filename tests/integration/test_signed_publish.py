@@ -2,7 +2,8 @@
 securesystemslib verifies the cosign signature and the DSSE envelope (its own PAE), found where the
 cosign spec puts them. (skopeo's ``sigstoreSigned`` policy would be the natural second verifier, but
 Debian 12 builds skopeo with sigstore disabled: "Debian-local change: sigstore disabled".) Then
-``guestforge verify --published`` on a signed disk artifact, with the right key and a wrong one."""
+``guestforge verify --published`` on a signed disk artifact, with the right key and a wrong one, and
+the artifact pulled back as files by the oras SDK's own ``pull`` (what ``oras pull`` does)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import oras.client
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -138,6 +140,10 @@ def test_verify_published_disk_artifact(plain: Started, tmp_path: Path, capsys: 
     out = capsys.readouterr().out
     assert "FAIL  no valid signature (signature does not verify with the given key)" in out
     assert "FAIL  no valid provenance" in out
+    pulled = oras.client.OrasClient(hostname=plain.host, insecure=True).pull(target=ref, outdir=str(tmp_path / "out"))
+    assert sorted(Path(p).name for p in pulled) == ["postgresql-15.qcow2", "postgresql-15.vm.manifest.json"]
+    assert (tmp_path / "out" / "postgresql-15.qcow2").read_bytes() == \
+        (tmp_path / "build" / "artifacts" / "postgresql-15" / "postgresql-15.qcow2").read_bytes()
     client = Registry(plain.host)
     envelope = client.get_blob("dbaas/postgresql", client.manifest(
         "dbaas/postgresql", published["provenance"])["layers"][0]["digest"])  # type: ignore[index]
