@@ -60,7 +60,7 @@ def _matrix_at(tree: Tree, path: str) -> Matrix | None:
     if text is None:
         return None
     try:
-        return parse_matrix(text.decode(), path)[0]
+        return parse_matrix(text, path)[0]
     except InputError:
         return None
 

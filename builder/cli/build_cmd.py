@@ -127,8 +127,8 @@ def publish(obj: CliContext, /, registry: str, sign_key: Path | None, **kwargs: 
     result = execute(obj, "publish", publish=location, sign_key=sign_key, **kwargs)
     for outcome in result.outcomes.values():
         if outcome.ok and outcome.node_id.startswith("publish-"):
-            pushed = outcome.artifact.get("images", {}).values() or [outcome.artifact]
-            click.echo("\n".join(f"{outcome.node_id}: {p['pinned']}" for p in pushed))
+            pushed = outcome.artifact.published_refs() if outcome.artifact else ()
+            click.echo("\n".join(f"{outcome.node_id}: {p}" for p in pushed))
     finish(result)
 
 

@@ -8,20 +8,15 @@ capabilities dropped.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
 from builder.flavors import Secrets, flavor
+from builder.matrix.models import Agent
+from builder.matrix.names import dns_label
 from builder.plan import Cell
-
-
-def dns_label(name: str) -> str:
-    """``mariadb-10.11`` -> ``mariadb-10-11`` (RFC 1123 label, as Kubernetes names require)."""
-    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    return label[:63].rstrip("-")
 
 
 def _secret_env(var: str, secret: str, key: str) -> dict[str, Any]:
@@ -33,7 +28,7 @@ def _hardened(uid: int) -> dict[str, Any]:
             "capabilities": {"drop": ["ALL"]}}
 
 
-def pod_spec(cell: Cell, agent: Mapping[str, Any], images: Mapping[str, str],
+def pod_spec(cell: Cell, agent: Agent, images: Mapping[str, str],
              agent_manager: str | None) -> dict[str, Any]:
     """The Pod for ``cell``; ``images`` maps ``datastore``/``exporter``/``agent`` to image references.
 
@@ -82,9 +77,9 @@ def pod_spec(cell: Cell, agent: Mapping[str, Any], images: Mapping[str, str],
     agent_container = {
         "name": "guest-agent",
         "image": images["agent"],
-        "securityContext": _hardened(int(agent["uid"])),
-        "volumeMounts": [{"name": "agent-config", "mountPath": agent["config_dir"], "readOnly": True},
-                         {"name": "agent-logs", "mountPath": agent["log_dir"]}],
+        "securityContext": _hardened(agent.uid),
+        "volumeMounts": [{"name": "agent-config", "mountPath": agent.config_dir, "readOnly": True},
+                         {"name": "agent-logs", "mountPath": agent.log_dir}],
     }
     containers: list[dict[str, Any]] = [database, exporter]
     volumes: list[dict[str, Any]] = [{"name": "data", "persistentVolumeClaim": {"claimName": f"{name}-data"}}]

@@ -16,22 +16,25 @@ import datetime
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from builder.cache.oci_client import TITLE, AuthError, Registry, RegistryError, RegistryOptions
 from builder.errors import BuildError
-from builder.graph.step import RunContext, Step
+from builder.graph.step import Artifact, RunContext, Step
 from builder.oci.engine import Engine
 from builder.oci.k8s import check_pod
 from builder.oci.naming import short
 from builder.oci.podspec import to_yaml
+from builder.oci.values import FileArtifact, ImageArtifact
+from builder.publish.values import (PublishDiskValues, PublishedDisk, PublishedImage, PublishedImages,
+                                    PublishImagesValues)
+from builder.vm.values import GuestImagesArtifact
 from builder.publish.attach import attach, subject_of
 from builder.publish.order import promote
 from builder.publish.provenance import Source, git_source, parent_inputs, statement
-from builder.publish.signing import load_private_key
 from builder.publish.refs import pin_pod_images, pinned, remote_ref
+from builder.publish.signing import load_private_key
 
 IMAGE_ROLES = ("datastore", "aio", "exporter", "agent-image")  # parent kinds whose images a cell ships
 DISK_TYPE = "application/vnd.guestforge.disk-image.v1+json"
@@ -83,9 +86,9 @@ class _Attaching:
         if self._source is None:
             self._source = git_source()
         subject = subject_of(registry, repo, digest)
-        inputs = parent_inputs((p.node_id, p.kind, p.artifact) for p in step.parents.values())
-        doc = statement(subject.repository, digest, node=step.node.id, key=step.key, values=step.node.values,
-                        inputs=inputs, source=self._source, started=started)
+        inputs = parent_inputs((p.node_id, p.kind, p.artifact.identity()) for p in step.parents.values())
+        doc = statement(subject.repository, digest, node=step.node.id, key=step.key,
+                        values=step.node.values.manifest(), inputs=inputs, source=self._source, started=started)
         key = load_private_key(self.ctx.sign_key) if self.ctx.sign_key else None
         attached = attach(registry, subject, doc, key)
         with step.log.open("a") as out:
@@ -105,24 +108,27 @@ class PublishImagesAction(_Attaching):
         engine: Engine = self.ctx.engine
         return engine
 
-    def exists(self, artifact: Mapping[str, Any]) -> bool:
-        return (bool(artifact.get("path")) and (self.ctx.build_dir / str(artifact["path"])).is_file()
-                and _still_there(artifact.get("pushed", {}), self.ctx.registry))
+    def exists(self, artifact: Artifact) -> bool:
+        return (isinstance(artifact, PublishedImages) and (self.ctx.build_dir / artifact.path).is_file()
+                and _still_there(artifact.pushed, self.ctx.registry))
 
-    def run(self, step: Step) -> dict[str, Any]:
-        host, prefix = step.node.values["registry"], step.node.values["prefix"]
+    def run(self, step: Step) -> PublishedImages:
+        values = step.values(PublishImagesValues)
+        host, prefix = values.registry, values.prefix
         pushed: dict[str, str] = {}  # remote ref -> manifest digest
-        images: dict[str, dict[str, str]] = {}  # role -> ref, digest, pinned
+        images: dict[str, PublishedImage] = {}  # by role
         by_local: dict[str, str] = {}  # local ref -> pinned remote (for the pod spec)
+        registry = Registry(host, self.ctx.registry)
         for role in IMAGE_ROLES:  # blobs, manifest and key tag of every image (the engine pushes them)
-            local = step.parent(*((role, "upstream") if role == "datastore" else (role,)))
-            ref, tag = remote_ref(str(local["ref"]), host, prefix), remote_ref(str(local["tag"]), host, prefix)
-            digest = self.engine.push(str(local["id"]), ref, step.log)
+            local = step.parent(ImageArtifact, *((role, "upstream") if role == "datastore" else (role,)))
+            ref, tag = remote_ref(local.ref, host, prefix), remote_ref(local.tag, host, prefix)
+            digest = self.engine.push(local.id, ref, step.log)
             pushed[ref] = digest
-            images[role] = {"ref": ref, "tag": tag, "digest": digest, "pinned": pinned(ref, digest),
-                            "id": str(local["id"])}
-            by_local[str(local["ref"])] = images[role]["pinned"]
-        pod = yaml.safe_load(step.path(step.parent("pod")["path"]).read_text())
+            attached = self.attach(step, registry, _split(ref)[1], digest)
+            images[role] = PublishedImage(ref=ref, tag=tag, digest=digest, pinned=pinned(ref, digest), id=local.id,
+                                          **attached)
+            by_local[local.ref] = images[role].pinned
+        pod = yaml.safe_load(step.path(step.parent(FileArtifact, "pod").path).read_text())
         doc = pin_pod_images(pod, by_local)
         problems = check_pod(doc)
         if problems:
@@ -130,28 +136,25 @@ class PublishImagesAction(_Attaching):
         cell = step.node.cell or "shared"
         path = _write(self.artifacts / cell / "published" / f"pod-{short(step.key)}.yaml", to_yaml(doc, step.key))
         _write(self.artifacts / cell / "pod.published.yaml", path.read_text())  # the latest, at a fixed path
-        registry = Registry(host, self.ctx.registry)
-        for image in images.values():
-            image.update(self.attach(step, registry, _split(image["ref"])[1], image["digest"]))
         for image in images.values():  # moving tags last, each onto a complete artifact
-            _, repo, moving = _split(image["tag"])
-            promote(registry, repo, image["digest"], [moving], step.log)
-            pushed[image["tag"]] = image["digest"]
+            _, repo, moving = _split(image.tag)
+            promote(registry, repo, image.digest, [moving], step.log)
+            pushed[image.tag] = image.digest
         with step.log.open("a") as out:
-            out.writelines(f"published {i['pinned']} ({i['tag']})\n" for i in images.values())
-        return {"images": images, "pushed": pushed, "path": step.rel(path), "size": path.stat().st_size,
-                "digest": images["datastore"]["digest"]}
+            out.writelines(f"published {i.pinned} ({i.tag})\n" for i in images.values())
+        return PublishedImages(images=images, pushed=pushed, path=step.rel(path), size=path.stat().st_size,
+                               digest=images["datastore"].digest)
 
 
 class PublishDiskAction(_Attaching):
     serial = False
 
-    def exists(self, artifact: Mapping[str, Any]) -> bool:
-        return _still_there(artifact.get("pushed", {}), self.ctx.registry)
+    def exists(self, artifact: Artifact) -> bool:
+        return isinstance(artifact, PublishedDisk) and _still_there(artifact.pushed, self.ctx.registry)
 
-    def run(self, step: Step) -> dict[str, Any]:
-        v = step.node.values
-        target, files = v["target"], step.parent("guest-image")["files"]
+    def run(self, step: Step) -> PublishedDisk:
+        v = step.values(PublishDiskValues)
+        target, files = v.target, step.parent(GuestImagesArtifact, "guest-image").files
         roles = ["vm"] if target == "vm" else ["baremetal", "partition", "kernel", "ramdisk"]
         layers = []
         for role in roles:
@@ -162,10 +165,10 @@ class PublishDiskAction(_Attaching):
         layers.append((manifest, DISK_MEDIA[".json"], {TITLE: manifest.name,
                                                         "io.guestforge.role": "manifest"}))
         config = json.dumps(json.loads(manifest.read_text()), sort_keys=True).encode()
-        host, prefix = v["registry"], v["prefix"]
+        host, prefix = v.registry, v.prefix
         registry = Registry(host, self.ctx.registry)
-        repo = f"{prefix}/{v['datastore']}"
-        tags = [f"{v['version']}-{target}-{short(step.key)}", f"{v['version']}-{target}"]
+        repo = f"{prefix}/{v.datastore}"
+        tags = [f"{v.version}-{target}-{short(step.key)}", f"{v.version}-{target}"]
         described = registry.artifact_manifest(repo, DISK_TYPE, config, layers)  # blobs
         digest = registry.put_manifest(repo, registry.digest_of(described), described)  # manifest, by digest
         registry.put_manifest(repo, tags[0], described)  # key tag
@@ -174,6 +177,6 @@ class PublishDiskAction(_Attaching):
         ref = f"{host}/{repo}:{tags[0]}"
         with step.log.open("a") as out:
             out.write(f"published {pinned(ref, digest)} ({len(layers)} files)\n")
-        return {"ref": ref, "digest": digest, "pinned": pinned(ref, digest), **attached,
-                "pushed": {f"{host}/{repo}:{tag}": digest for tag in tags},
-                "uploaded": [step.rel(p) for p, _, _ in layers]}
+        return PublishedDisk(ref=ref, digest=digest, pinned=pinned(ref, digest),
+                             pushed={f"{host}/{repo}:{tag}": digest for tag in tags},
+                             uploaded=tuple(step.rel(p) for p, _, _ in layers), **attached)

@@ -48,16 +48,10 @@ def git_source() -> Source:
     return Source(revision, not dirty)
 
 
-def parent_inputs(parents: Iterable[tuple[str, str, Mapping[str, Any]]]) -> list[Input]:
-    """(node id, kind, artifact) -> the parents whose artifact names a digest (an image, a file, a tree)."""
-    found = []
-    for node, kind, artifact in parents:
-        for field in ("digest", "id", "sha256", "diff_id"):
-            value = artifact.get(field)
-            if isinstance(value, str) and value:
-                found.append(Input(node, kind, value if ":" in value else f"sha256:{value}"))
-                break
-    return sorted(found, key=lambda i: i.node)
+def parent_inputs(parents: Iterable[tuple[str, str, str | None]]) -> list[Input]:
+    """(node id, kind, the digest its artifact is identified by) -> the parents that have one."""
+    return sorted((Input(node, kind, digest if ":" in digest else f"sha256:{digest}")
+                   for node, kind, digest in parents if digest), key=lambda i: i.node)
 
 
 def statement(repository: str, digest: str, *, node: str, key: str, values: Mapping[str, Any],

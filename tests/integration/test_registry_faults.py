@@ -8,14 +8,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from builder.cache.oci_client import Registry, RegistryOptions
 from builder.errors import GuestforgeError
-from builder.graph.step import Parent, RunContext, Step
+from builder.graph.step import Node, Parent, RunContext, Step
 from builder.publish.actions import PublishDiskAction
+from builder.publish.values import PublishDiskValues
+from builder.vm.values import GuestImagesArtifact
 from tests.integration.faults import FAULTS, FaultProxy
 from tests.integration.registries import registry
 
@@ -31,11 +32,13 @@ def disk_step(build_dir: Path, host: str, round_: int) -> Step:
     (cell / "postgresql-15.vm.manifest.json").write_text(json.dumps({"round": round_}))
     files = {"vm": "artifacts/postgresql-15/postgresql-15.qcow2",
              "vm-manifest": "artifacts/postgresql-15/postgresql-15.vm.manifest.json"}
-    node = SimpleNamespace(id="publish-vm:postgresql-15", cell="postgresql-15", values={
-        "registry": host, "prefix": "dbaas", "target": "vm", "datastore": "postgresql", "version": "15"})
+    values = PublishDiskValues(registry=host, prefix="dbaas", target="vm", datastore="postgresql", version="15")
+    node = Node(id="publish-vm:postgresql-15", kind="publish-disk", title="publish", values=values,
+                cell="postgresql-15", parents=("guest-image:postgresql-15",))
     log = build_dir / "logs" / f"publish-{round_}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    parents = {"guest-image:postgresql-15": Parent("guest-image:postgresql-15", "guest-image", {"files": files})}
+    image = GuestImagesArtifact(files=files, size=4 << 20, preloaded={}, refs={}, build_seconds=0.0)
+    parents = {"guest-image:postgresql-15": Parent("guest-image:postgresql-15", "guest-image", image)}
     return Step(node, f"{round_:02d}" + "ab" * 31, parents, log, build_dir / "work", build_dir)
 
 
@@ -47,7 +50,7 @@ def test_publish_survives_faults_and_never_moves_a_tag_onto_a_partial_artifact(t
         failed = 0
         for round_ in range(8):
             try:
-                completed.append(action.run(disk_step(tmp_path / "build", proxy.host, round_))["digest"])
+                completed.append(action.run(disk_step(tmp_path / "build", proxy.host, round_)).digest)
             except GuestforgeError as exc:
                 assert exc.exit_code == 1
                 failed += 1
@@ -56,8 +59,8 @@ def test_publish_survives_faults_and_never_moves_a_tag_onto_a_partial_artifact(t
                 assert moving in completed and direct.missing("dbaas/postgresql", moving) == []
         proxy.enabled = False
         last = action.run(disk_step(tmp_path / "build", proxy.host, 99))
-        assert direct.manifest_digest("dbaas/postgresql", "15-vm") == last["digest"]
-        assert direct.missing("dbaas/postgresql", last["digest"]) == []
+        assert direct.manifest_digest("dbaas/postgresql", "15-vm") == last.digest
+        assert direct.missing("dbaas/postgresql", last.digest) == []
     print(f"faults injected: {len(proxy.faults)} ({', '.join(sorted(set(proxy.faults)))}); "
           f"publishes completed {len(completed)}, failed {failed}")
     assert len(proxy.faults) >= 10 and set(proxy.faults) == set(FAULTS)

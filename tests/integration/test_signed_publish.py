@@ -131,11 +131,11 @@ def test_verify_published_disk_artifact(plain: Started, tmp_path: Path, capsys: 
     _, other = key_pair(tmp_path, "other")
     action = PublishDiskAction(RunContext(tmp_path / "build", sign_key=private))
     published = action.run(disk_step(tmp_path / "build", plain.host, 1))
-    assert {"signature", "provenance"} <= set(published)
+    assert published.signature and published.provenance
     ref = f"{plain.host}/dbaas/postgresql:15-vm"
     assert main(["verify", "--published", ref, "--key", str(public)]) == 0
     out = capsys.readouterr().out
-    assert published["digest"] in out and "FAIL" not in out and out.count("  ok ") == 3
+    assert published.digest in out and "FAIL" not in out and out.count("  ok ") == 3
     assert main(["verify", "--published", ref, "--key", str(other)]) == 1
     out = capsys.readouterr().out
     assert "FAIL  no valid signature (signature does not verify with the given key)" in out
@@ -146,9 +146,9 @@ def test_verify_published_disk_artifact(plain: Started, tmp_path: Path, capsys: 
         (tmp_path / "build" / "artifacts" / "postgresql-15" / "postgresql-15.qcow2").read_bytes()
     client = Registry(plain.host)
     envelope = client.get_blob("dbaas/postgresql", client.manifest(
-        "dbaas/postgresql", published["provenance"])["layers"][0]["digest"])  # type: ignore[index]
+        "dbaas/postgresql", published.provenance)["layers"][0]["digest"])  # type: ignore[index]
     statement = json.loads(base64.b64decode(json.loads(envelope)["payload"]))
-    assert statement["subject"][0]["digest"]["sha256"] == published["digest"].split(":")[1]
+    assert statement["subject"][0]["digest"]["sha256"] == published.digest.split(":")[1]
     definition = statement["predicate"]["buildDefinition"]
     assert definition["internalParameters"]["key"] == disk_step(tmp_path / "b2", plain.host, 1).key
     assert definition["externalParameters"]["values"]["datastore"] == "postgresql"

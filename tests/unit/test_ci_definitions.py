@@ -5,6 +5,7 @@ inherit from jobs that are defined."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -12,12 +13,9 @@ import yaml
 from tests.conftest import ROOT
 
 WORKFLOW = ROOT / "ci" / "github" / "gate.yml"
-BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
-
-
 def _tool(name: str) -> str:
-    path = BIN / name
-    return str(path) if path.exists() else name
+    """A dev tool of the virtualenv running the tests."""
+    return str(Path(sys.executable).with_name(name))
 
 
 def test_github_workflow_passes_zizmor() -> None:

@@ -61,9 +61,8 @@ def test_a_key_that_is_not_ecdsa_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_provenance_statement_names_the_digest_and_the_inputs() -> None:
-    inputs = parent_inputs([("datastore:postgresql-15", "datastore", {"id": "sha256:" + "11" * 32}),
-                            ("agent-tree", "agent-tree", {"sha256": "22" * 32}),
-                            ("pod:postgresql-15", "pod", {"path": "x.yaml"})])
+    inputs = parent_inputs([("datastore:postgresql-15", "datastore", "sha256:" + "11" * 32),
+                            ("agent-tree", "agent-tree", "22" * 32), ("pod:postgresql-15", "pod", None)])
     assert inputs == [Input("agent-tree", "agent-tree", "sha256:" + "22" * 32),
                       Input("datastore:postgresql-15", "datastore", "sha256:" + "11" * 32)]
     doc = statement("h.io/dbaas/postgresql", DIGEST, node="publish-oci:postgresql-15", key="k" * 64,
