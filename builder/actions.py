@@ -1,4 +1,4 @@
-"""Actions that produce the agent tree, the agent sidecar image and the cell's pod spec."""
+"""Actions that produce the agent tree and the agent sidecar image."""
 
 from __future__ import annotations
 
@@ -8,18 +8,12 @@ from dataclasses import replace
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
-from builder.errors import BuildError
 from builder.graph.step import CONTENT, RunContext, Step
 from builder.matrix.models import Agent
 from builder.oci.archive import sha256_file
-from builder.oci.k8s import check_pod
 from builder.oci.layers import append_layer
-from builder.oci.podspec import pod_spec, to_yaml
 from builder.oci.steps import KEY_LABEL, ImageAction, config_cache, node_image, short
 from builder.agent.bundle import sidecar_containerfile
-from builder.plan import Cell
 
 
 class FileAction:
@@ -85,31 +79,3 @@ class AgentImageAction(ImageAction):
                               labels={KEY_LABEL: step.key}, comment=f"guestforge agent layer {tree.get('version')}",
                               diff_id=tree["diff_id"], config_cache=config_cache(self.ctx))
         return self._artifact(step, ref, moving, result.image_id, agent_layer=result.diff_id)
-
-
-class PodAction(FileAction):
-    """Write and check the cell's Pod manifest."""
-
-    def run(self, step: Step) -> dict[str, Any]:
-        v = step.node.values
-        datastore = step.parent("datastore", "upstream")
-        cell = Cell.from_values(v["cell"], v["exporter"], image=datastore.get("upstream"))
-        images = {"datastore": datastore["ref"], "exporter": step.parent("exporter")["ref"],
-                  "agent": step.parent("agent-image")["ref"]}
-        from builder.agent.config import manager_for
-
-        manager = manager_for(cell.datastore, cell.flavor)
-        supported = manager in step.parent("agent-tree").get("managers", [])
-        doc = pod_spec(cell, v["agent"], images, manager if supported else None)
-        problems = check_pod(doc)
-        if problems:
-            raise BuildError(f"generated pod spec is invalid: {'; '.join(problems)}", str(step.log))
-        text = to_yaml(doc, step.key)
-        if yaml.safe_load(text) != doc:
-            raise BuildError("pod spec does not survive a YAML round trip", str(step.log))
-        path = self.artifacts / v["cell"]["name"] / "pod.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-        return {"path": step.rel(path), "size": path.stat().st_size, "sha256": sha256_file(path).split(":", 1)[1]}

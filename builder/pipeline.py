@@ -24,6 +24,7 @@ from builder.spec import ExporterSpec
 MACROS = "container_specs/_macros.j2"
 VM_TOOLS = ("diskimage-builder", "qemu-img", "libguestfs")
 VM_TARGETS = ("vm", "baremetal")
+DEFAULT_IMAGE_PREFIX = "localhost/guestforge"   # builder.k8s.action.DEFAULT_PREFIX
 # pytest loads these for every suite under tests/infra (rootdir first), without an import.
 INFRA_CONFTESTS = ("tests/conftest.py", "tests/infra/conftest.py")
 
@@ -53,7 +54,8 @@ def cell_values(cell: Cell) -> dict[str, Any]:
 
 
 def agent_values(agent: Agent) -> dict[str, Any]:
-    return agent.model_dump(mode="json")
+    """The agent's settings, less ``runs_in_pod``: only the bundle reads it (``Declarer.bundle``)."""
+    return agent.model_dump(mode="json", exclude={"runs_in_pod"})
 
 
 def exporter_values(name: str, exporter: Exporter) -> dict[str, Any]:
@@ -63,8 +65,9 @@ def exporter_values(name: str, exporter: Exporter) -> dict[str, Any]:
 class Declarer:
     """Builds the node list for a set of cells; shared nodes (bases, agent, exporters) appear once."""
 
-    def __init__(self, matrix: Matrix, tree: Tree, host: HostInputs):
+    def __init__(self, matrix: Matrix, tree: Tree, host: HostInputs, image_prefix: str | None = None):
         self.matrix, self.tree, self.host = matrix, tree, host
+        self.image_prefix = image_prefix or DEFAULT_IMAGE_PREFIX
         self.nodes: dict[str, Node] = {}
 
     def element_files(self, name: str) -> list[str]:
@@ -161,12 +164,15 @@ class Declarer:
             tools=("docker",),
         ))
 
-    def pod(self, cell: Cell) -> str:
+    def bundle(self, cell: Cell) -> str:
+        from builder.k8s.resources import resolve
+
         return self.add(Node(
-            id=f"pod:{cell.name}", kind="pod", title=f"{cell.name} pod spec", cell=cell.name,
+            id=f"bundle:{cell.name}", kind="bundle", title=f"{cell.name} Kubernetes bundle", cell=cell.name,
             parents=(self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image(), self.agent_tree()),
             values={"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
-                    "agent": agent_values(self.matrix.agent)},
+                    "agent": self.matrix.agent.model_dump(mode="json"), "image_prefix": self.image_prefix,
+                    "resources": resolve(cell.flavor, cell.resources).model_dump(mode="json")},
         ))
 
     # -- verification nodes ---------------------------------------------------------------------
@@ -192,6 +198,16 @@ class Declarer:
             (self.datastore(cell), self.exporter(cell.exporter_name), self.debug()),
             {"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter)},
             ("test_image_hygiene.py", "test_datastore.py", "test_exporter.py", f"flavors/test_{cell.flavor}.py"),
+        )
+
+    def verify_bundle(self, cell: Cell) -> str:
+        """Play the shipped bundle on podman (``builder.verify.bundle``); the images' own suites come first."""
+        return self._verify(
+            "verify-bundle", f"verify-bundle:{cell.name}", f"{cell.name} verify Kubernetes bundle on podman", cell,
+            (self.bundle(cell), self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image(),
+             self.verify_datastore(cell)),
+            {"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter)},
+            ("bundle/test_bundle.py",),
         )
 
     def verify_agent(self) -> str:
@@ -264,8 +280,8 @@ class Declarer:
                 id=f"publish-oci:{cell.name}", kind="publish-oci", title=f"{cell.name} publish OCI images",
                 cell=cell.name,
                 parents=(self.datastore(cell), self.allinone(cell), self.exporter(cell.exporter_name),
-                         self.agent_image(), self.pod(cell), self.verify_datastore(cell), self.verify_agent(),
-                         self.verify_allinone(cell)),
+                         self.agent_image(), self.bundle(cell), self.verify_datastore(cell), self.verify_agent(),
+                         self.verify_allinone(cell), self.verify_bundle(cell)),
                 values=values, tools=("docker",),
             ))
         checks = (self.verify_guest_image(cell, target), *([self.boot(cell)] if target == "vm" else []))
@@ -278,17 +294,20 @@ class Declarer:
     # -- selection ------------------------------------------------------------------------------
     def oci(self, cell: Cell, verify: bool) -> list[str]:
         wanted = [self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image(),
-                  self.allinone(cell), self.pod(cell)]
+                  self.allinone(cell), self.bundle(cell)]
         if verify:
-            wanted += [self.verify_datastore(cell), self.verify_agent(), self.verify_allinone(cell)]
+            wanted += [self.verify_datastore(cell), self.verify_agent(), self.verify_allinone(cell),
+                       self.verify_bundle(cell)]
         return wanted
 
 
 def declare(matrix: Matrix, cells: Iterable[Cell], targets: Iterable[Target], tree: Tree, host: HostInputs,
-            verify: bool, publish: tuple[str, str] | None = None) -> tuple[list[Node], list[str]]:
+            verify: bool, publish: tuple[str, str] | None = None,
+            image_prefix: str | None = None) -> tuple[list[Node], list[str]]:
     """All nodes needed for ``targets`` of ``cells`` and the ids the command asks for; with ``publish``
-    (registry host, prefix), the verified artifacts are pushed there too."""
-    decl = Declarer(matrix, tree, host)
+    (registry host, prefix), the verified artifacts are pushed there too. ``image_prefix``: where the
+    Kubernetes bundles of this (unpublished) build say their images are."""
+    decl = Declarer(matrix, tree, host, image_prefix)
     wanted: list[str] = []
     for cell in cells:
         for target in targets:

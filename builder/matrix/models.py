@@ -17,6 +17,7 @@ from builder.matrix.tokens import (
     Name,
     PackageName,
     PyPIName,
+    Quantity,
     Token,
     Url,
     VersionKey,
@@ -61,6 +62,8 @@ class Agent(Strict):
     index_url: Url | None = Field(None, description="default: the host's pip configuration, else PyPI")
     sources: bool = Field(False, description="ship each module's .py beside its bytecode: tracebacks show "
                                              "source lines, and the agent layer has about twice the files")
+    runs_in_pod: bool = Field(False, description="the agent can run as a pod's sidecar under the PSA restricted "
+                                                 "profile (no root helper, no container engine); Trove 26 cannot")
 
 
 class Exporter(Strict):
@@ -75,6 +78,27 @@ class Exporter(Strict):
     uid: Uid = 1200
 
 
+class Amounts(Strict):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+
+
+class ContainerResources(Strict):
+    """Kubernetes requests and limits of one container; unset fields keep the flavor's default."""
+
+    requests: Amounts = Amounts()
+    limits: Amounts = Amounts()
+
+
+class Resources(Strict):
+    """Per-container resources of a cell's Kubernetes bundle (defaults per flavor: builder/k8s/resources.py)."""
+
+    database: ContainerResources = ContainerResources()
+    exporter: ContainerResources = ContainerResources()
+    agent: ContainerResources = ContainerResources()
+    storage: Quantity | None = Field(None, description="the data volume claim's size")
+
+
 class Overrides(Strict):
     """Datastore settings a single version may override."""
 
@@ -87,6 +111,7 @@ class Overrides(Strict):
     client: Token | None = None
     exporter: Name | None = None
     targets: list[Target] | None = None
+    resources: Resources | None = None
 
 
 class Version(Overrides):
@@ -108,6 +133,7 @@ class Datastore(Strict):
     client: Token
     exporter: Name
     targets: list[Target] | None = None
+    resources: Resources | None = None
     versions: Annotated[dict[VersionKey, Version], Field(min_length=1)]
 
 

@@ -1,7 +1,8 @@
 """Actions that publish a cell's verified artifacts to a registry.
 
 ``publish-oci``: the datastore, all-in-one, exporter and agent images, pushed by the engine under the
-local names (content tag and moving tag), and the cell's pod spec rewritten to run them by digest.
+local names (content tag and moving tag), and the cell's Kubernetes bundle copied to ``bundle.published/``
+with every image pinned by digest.
 ``publish-disk``: a cell's vm or baremetal files as one OCI artifact, each file a layer titled with its
 name (``oras pull`` writes them back out), the image manifest as config.
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,9 +23,9 @@ from builder.cache.oci_client import TITLE, Registry
 from builder.errors import BuildError
 from builder.graph.step import RunContext, Step
 from builder.oci.engine import Engine
-from builder.oci.k8s import check_pod
+from builder.k8s.action import checked, read_bundle, record, unchanged, write_bundle
+from builder.k8s.bundle import Bundle
 from builder.oci.naming import short
-from builder.oci.podspec import to_yaml
 from builder.publish.refs import pin_pod_images, pinned, remote_ref
 
 IMAGE_ROLES = ("datastore", "aio", "exporter", "agent-image")  # parent kinds whose images a cell ships
@@ -55,14 +55,6 @@ def _still_there(pushed: Mapping[str, str]) -> bool:
     return True
 
 
-def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
-
-
 class PublishImagesAction:
     serial = False
 
@@ -75,14 +67,13 @@ class PublishImagesAction:
         return engine
 
     def exists(self, artifact: Mapping[str, Any]) -> bool:
-        return (bool(artifact.get("path")) and (self.ctx.build_dir / str(artifact["path"])).is_file()
-                and _still_there(artifact.get("pushed", {})))
+        return unchanged(self.ctx.build_dir, artifact) and _still_there(artifact.get("pushed", {}))
 
     def run(self, step: Step) -> dict[str, Any]:
         host, prefix = step.node.values["registry"], step.node.values["prefix"]
         pushed: dict[str, str] = {}  # remote ref -> manifest digest
         images: dict[str, dict[str, str]] = {}  # role -> ref, digest, pinned
-        by_local: dict[str, str] = {}  # local ref -> pinned remote (for the pod spec)
+        by_local: dict[str, str] = {}  # local ref -> pinned remote (for the bundle)
         for role in IMAGE_ROLES:
             local = step.parent(*((role, "upstream") if role == "datastore" else (role,)))
             refs = [remote_ref(str(local["ref"]), host, prefix), remote_ref(str(local["tag"]), host, prefix)]
@@ -93,17 +84,22 @@ class PublishImagesAction:
             images[role] = {"ref": refs[0], "tag": refs[1], "digest": digests[refs[0]],
                             "pinned": pinned(refs[0], digests[refs[0]]), "id": str(local["id"])}
             by_local[str(local["ref"])] = images[role]["pinned"]
-        pod = yaml.safe_load(step.path(step.parent("pod")["path"]).read_text())
-        doc = pin_pod_images(pod, by_local)
-        problems = check_pod(doc)
-        if problems:
-            raise BuildError(f"published pod spec is invalid: {'; '.join(problems)}", str(step.log))
+        bundle = step.parent("bundle")
+        pins = {ref: by_local[local] for ref, local in bundle["local"].items()}
+        files = {}
+        for name, text in read_bundle(step, bundle).items():
+            if name == "statefulset.yaml":
+                header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+                doc = pin_pod_images(yaml.safe_load(text), pins)
+                text = header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+            files[name] = text
+        published = checked(Bundle(files), step.log)
         cell = step.node.cell or "shared"
-        path = _write(self.artifacts / cell / "published" / f"pod-{short(step.key)}.yaml", to_yaml(doc, step.key))
-        _write(self.artifacts / cell / "pod.published.yaml", path.read_text())  # the latest, at a fixed path
+        path = self.artifacts / cell / "bundle.published"
+        digests = write_bundle(published, path)
         with step.log.open("a") as out:
             out.writelines(f"published {i['pinned']} ({i['tag']})\n" for i in images.values())
-        return {"images": images, "pushed": pushed, "path": step.rel(path), "size": path.stat().st_size,
+        return {**record(step, path, digests), "images": images, "pushed": pushed,
                 "digest": images["datastore"]["digest"]}
 
 

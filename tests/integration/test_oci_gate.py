@@ -10,7 +10,8 @@ import yaml
 
 from bench.common import copy_repo, guestforge
 from builder.oci.engine import Engine
-from builder.oci.k8s import check_pod
+from builder.k8s.action import unchanged
+from builder.k8s.validate import problems
 from builder.session import RunResult
 from tests.integration.conftest import GATE_CELLS, run_oci
 
@@ -21,7 +22,7 @@ def test_every_gate_node_succeeds(gate: RunResult) -> None:
     failed = {r.node: (r.error, r.log) for r in gate.table if r.status in ("failed", "blocked")}
     assert not failed, failed
     for cell in GATE_CELLS:
-        for kind in ("datastore", "aio", "pod", "verify-datastore", "verify-aio"):
+        for kind in ("datastore", "aio", "bundle", "verify-datastore", "verify-aio", "verify-bundle"):
             assert gate.outcomes[f"{kind}:{cell}"].status in ("built", "verified"), (kind, cell)
     assert gate.outcomes["verify-agent"].status == "verified"
 
@@ -54,13 +55,17 @@ def test_agent_layer_is_one_blob_on_every_base(gate: RunResult, engine: Engine) 
     assert tops == {tree["diff_id"]}
 
 
-def test_pod_specs_are_valid(gate: RunResult) -> None:
+def test_bundles_are_valid_and_played_without_restarts(gate: RunResult) -> None:
     for cell in GATE_CELLS:
-        doc = yaml.safe_load(gate.path(gate.outcomes[f"pod:{cell}"].artifact["path"]).read_text())
-        assert check_pod(doc) == []
-        containers = {c["name"]: c for c in doc["spec"]["containers"]}
-        expected = {"database", "exporter"} | ({"guest-agent"} if "redis" not in cell and "valkey" not in cell else set())
-        assert set(containers) == expected
+        artifact = gate.outcomes[f"bundle:{cell}"].artifact
+        assert unchanged(gate.build_dir, artifact)
+        docs = [d for rel in artifact["files"].values() for d in yaml.safe_load_all(gate.path(rel).read_text()) if d]
+        assert problems(docs) == []
+        figures = gate.outcomes[f"verify-bundle:{cell}"].artifact["figures"]
+        assert figures["ready_seconds"] < 120 and set(figures["restarts"].values()) == {0}, (cell, figures)
+        statefulset = next(d for d in docs if d["kind"] == "StatefulSet")
+        containers = {c["name"]: c for c in statefulset["spec"]["template"]["spec"]["containers"]}
+        assert set(containers) == {"database", "exporter"}    # Trove 26 cannot run in a pod: no agent
         for c in containers.values():
             assert c["securityContext"]["runAsNonRoot"] is True and c["securityContext"]["runAsUser"] > 0
             for env in c.get("env", []):  # passwords: a Secret reference, or $(VAR) naming one
