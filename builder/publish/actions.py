@@ -24,7 +24,7 @@ from builder.errors import BuildError
 from builder.graph.step import RunContext, Step
 from builder.oci.engine import Engine
 from builder.k8s.action import checked, read_bundle, record, unchanged, write_bundle
-from builder.k8s.bundle import Bundle
+from builder.k8s.bundle import Bundle, dump
 from builder.oci.naming import short
 from builder.publish.refs import pin_pod_images, pinned, remote_ref
 
@@ -91,7 +91,7 @@ class PublishImagesAction:
             if name == "statefulset.yaml":
                 header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
                 doc = pin_pod_images(yaml.safe_load(text), pins)
-                text = header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+                text = header + dump(doc)
             files[name] = text
         published = checked(Bundle(files), step.log)
         cell = step.node.cell or "shared"

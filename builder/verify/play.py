@@ -15,8 +15,10 @@ harness, never in the shipped YAML:
 * Startup and readiness probes are ignored and liveness probes become healthchecks that need systemd
   timers (podman#12756; absent here): the harness runs the bundle's probes itself, resolving named ports
   (podman turns a named tcpSocket port into a check that always fails).
-* Ports would be published on the host's 0.0.0.0: the pod is played with ``--network none`` and probed
-  from inside its network namespace, as a kubelet reaches a pod's own address.
+* Every ``containerPort`` is published on the host's 0.0.0.0, though a kubelet publishes only a
+  ``hostPort`` (the bundle has none): the harness drops ``ports`` from the played pod (they are
+  informational to a kubelet; probes' named ports are resolved from the shipped template), plays it with
+  ``--network none`` and probes it from inside its network namespace, as a kubelet reaches a pod's address.
 
 For isolation on a shared host, the pod, its claim and its Secret carry the run id in their names.
 """
@@ -120,6 +122,7 @@ def replica_pod(statefulset: Mapping[str, Any], run_id: str, secrets: Mapping[st
     spec["volumes"] = [*spec.get("volumes", []),
                        *({"name": vol, "persistentVolumeClaim": {"claimName": claim}} for vol, claim in claims.items())]
     for container in spec["containers"]:
+        container.pop("ports", None)
         container["env"] = expand(container.get("env", []), secrets)
         for var in container["env"]:
             ref = (var.get("valueFrom") or {}).get("secretKeyRef")
@@ -243,7 +246,8 @@ class PlayedPod:
     def port_number(self, container: str, port: int | str) -> int:
         if isinstance(port, int):
             return port
-        for p in self.containers[container].get("ports", []):
+        shipped = {c["name"]: c for c in self.statefulset["spec"]["template"]["spec"]["containers"]}
+        for p in shipped[container].get("ports", []):
             if p.get("name") == port:
                 return int(p["containerPort"])
         raise ToolError(f"{container}: no container port named {port!r}")

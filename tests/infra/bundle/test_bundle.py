@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import testinfra
 
 from builder.flavors import FlavorRuntime, Secrets
 from builder.spec import CellSpec
@@ -64,9 +65,13 @@ def test_security_context_in_force_is_the_yamls(played: PlayedPod) -> None:
         assert inspect["HostConfig"]["ReadonlyRootfs"] is ctx["readOnlyRootFilesystem"], name
 
 
-def test_root_file_system_is_read_only(played: PlayedPod) -> None:
-    code, _out, err = played.exec("database", ["sh", "-c", "echo x > /gf-write-probe"])
-    assert code != 0 and "Read-only file system" in err, err
+def test_root_file_system_is_read_only_and_scratch_dirs_are_writable(played: PlayedPod) -> None:
+    host = testinfra.get_host(f"podman://{played.container_name('database')}")
+    denied = host.run("echo x > /gf-write-probe")
+    assert denied.rc != 0 and "Read-only file system" in denied.stderr, denied.stderr
+    for mount in played.containers["database"]["volumeMounts"]:
+        probe = f"{mount['mountPath']}/.gf-write-probe"
+        assert host.run("touch %s && rm %s", probe, probe).rc == 0, mount["mountPath"]
 
 
 def test_database_answers_with_the_secrets_password(played: PlayedPod, bundle_runtime: FlavorRuntime,
@@ -137,11 +142,11 @@ def test_probes_leave_no_failed_logins_in_the_server_log(played: PlayedPod) -> N
 
 @pytest.mark.parametrize("doc", ["statefulset.yaml"])
 def test_played_pod_is_the_bundles_template(played: PlayedPod, doc: str) -> None:
-    """The harness changed names and expanded variables only: images, commands, probes, resources and
-    security contexts are the shipped ones."""
+    """The harness changed names, expanded variables and dropped the (informational) ports only: images,
+    commands, probes, resources and security contexts are the shipped ones."""
     shipped = json.loads(json.dumps(played.statefulset["spec"]["template"]["spec"]))
     for name, container in played.containers.items():
         original = next(c for c in shipped["containers"] if c["name"] == name)
         for field in ("image", "args", "command", "resources", "securityContext", "readinessProbe",
-                      "livenessProbe", "startupProbe", "volumeMounts", "ports"):
+                      "livenessProbe", "startupProbe", "volumeMounts"):
             assert container.get(field) == original.get(field), (name, field)
