@@ -121,9 +121,8 @@ def _database(cell: Cell, image: str, credentials: str, resources: Resources) ->
     env = [_secret_env(var, credentials, key) for var, key in sorted(runtime.db_env_refs().items())]
     env += [{"name": k, "value": v} for k, v in sorted(runtime.pod_env(cell.data_dir).items())]
     volumes, mounts = _scratch("db", WRITABLE[cell.flavor])
-    probe: dict[str, Any] = {"exec": {"command": database_probe(cell)}}
-    if cell.upstream:  # upstream images carry their own tooling, not our health.sh
-        probe = {"tcpSocket": {"port": "db"}}
+    # Upstream images carry their own tooling, not our health.sh: the matrix's health argv as it is.
+    probe: dict[str, Any] = {"exec": {"command": list(cell.health) if cell.upstream else database_probe(cell)}}
     container = {
         "name": "database", "image": image, "imagePullPolicy": "IfNotPresent", "args": list(cell.start),
         "ports": [{"name": "db", "containerPort": cell.port, "protocol": "TCP"}],
