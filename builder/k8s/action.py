@@ -15,10 +15,13 @@ import yaml
 
 from builder.agent.config import manager_for
 from builder.errors import BuildError
-from builder.graph.step import RunContext, Step
+from builder.agent.values import AgentTreeArtifact
+from builder.graph.step import Artifact, RunContext, Step
 from builder.k8s.bundle import AgentPlan, Bundle, render
 from builder.k8s.validate import problems
-from builder.matrix.models import Agent, Resources
+from builder.k8s.values import BundleArtifact, BundleValues
+from builder.matrix.models import Agent
+from builder.oci.values import ImageArtifact
 from builder.plan import Cell
 
 LOCAL_PREFIX = "guestforge/"
@@ -32,10 +35,10 @@ def prefixed(local: str, prefix: str) -> str:
     return f"{prefix.rstrip('/')}/{local[len(LOCAL_PREFIX):]}"
 
 
-def agent_plan(agent: Agent, cell: Cell, managers: list[str]) -> AgentPlan:
+def agent_plan(agent: Agent, cell: Cell, managers: list[str] | tuple[str, ...], in_pod: bool) -> AgentPlan:
     """The agent goes into the pod only when it declares it can run there and manages this datastore."""
     manager = manager_for(cell.datastore, cell.flavor)
-    if not agent.runs_in_pod:
+    if not in_pod:
         return AgentPlan(None, f"omitted: {agent.package} {agent.version} needs a root helper (sudo) and a "
                                "container engine API, which a pod under PSA restricted does not give "
                                "(agent.runs_in_pod is false; see README)")
@@ -66,12 +69,11 @@ def checked(bundle: Bundle, log: Path) -> Bundle:
     return bundle
 
 
-def unchanged(build_dir: Path, artifact: Mapping[str, Any]) -> bool:
+def unchanged(build_dir: Path, files: Mapping[str, str], digests: Mapping[str, str]) -> bool:
     """Every recorded file of the bundle is still there with its digest."""
-    files, digests = artifact.get("files") or {}, artifact.get("sha256") or {}
     if not files or set(files) != set(digests):
         return False
-    for name, rel in dict(files).items():
+    for name, rel in files.items():
         path = build_dir / str(rel)
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digests[name]:
             return False
@@ -79,13 +81,14 @@ def unchanged(build_dir: Path, artifact: Mapping[str, Any]) -> bool:
 
 
 def record(step: Step, directory: Path, digests: Mapping[str, str]) -> dict[str, Any]:
+    """The ``dir``, ``files`` and ``sha256`` fields of a bundle's record."""
     return {"dir": step.rel(directory), "files": {name: step.rel(directory / name) for name in digests},
             "sha256": dict(digests)}
 
 
-def read_bundle(step: Step, artifact: Mapping[str, Any]) -> dict[str, str]:
+def read_bundle(step: Step, files: Mapping[str, str]) -> dict[str, str]:
     """A recorded bundle's files: name -> text."""
-    return {name: step.path(rel).read_text() for name, rel in dict(artifact["files"]).items()}
+    return {name: step.path(rel).read_text() for name, rel in files.items()}
 
 
 class BundleAction:
@@ -94,20 +97,19 @@ class BundleAction:
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
 
-    def exists(self, artifact: Mapping[str, Any]) -> bool:
-        return unchanged(self.ctx.build_dir, artifact)
+    def exists(self, artifact: Artifact) -> bool:
+        return isinstance(artifact, BundleArtifact) and unchanged(self.ctx.build_dir, artifact.files,
+                                                                  artifact.sha256)
 
-    def run(self, step: Step) -> dict[str, Any]:
-        v = step.node.values
-        datastore = step.parent("datastore", "upstream")
-        cell = Cell.from_values(v["cell"], v["exporter"], image=datastore.get("upstream"))
-        agent = Agent(**v["agent"])
-        local = {"datastore": str(datastore["ref"]), "exporter": str(step.parent("exporter")["ref"]),
-                 "agent": str(step.parent("agent-image")["ref"])}
-        images = {role: prefixed(ref, v["image_prefix"]) for role, ref in local.items()}
-        plan = agent_plan(agent, cell, list(step.parent("agent-tree").get("managers", [])))
-        bundle = checked(render(cell, agent, images, plan, Resources.model_validate(v["resources"]), step.key),
-                         step.log)
+    def run(self, step: Step) -> BundleArtifact:
+        v = step.values(BundleValues)
+        datastore = step.parent(ImageArtifact, "datastore", "upstream")
+        cell = Cell.from_spec(v.cell, image=datastore.upstream)
+        local = {"datastore": datastore.ref, "exporter": step.parent(ImageArtifact, "exporter").ref,
+                 "agent": step.parent(ImageArtifact, "agent-image").ref}
+        images = {role: prefixed(ref, v.image_prefix) for role, ref in local.items()}
+        plan = agent_plan(v.agent, cell, step.parent(AgentTreeArtifact, "agent-tree").managers, v.agent_in_pod)
+        bundle = checked(render(cell, v.agent, images, plan, v.resources, step.key), step.log)
         for doc in bundle.documents():
             if yaml.safe_load(yaml.safe_dump(doc)) != doc:
                 raise BuildError("bundle does not survive a YAML round trip", str(step.log))
@@ -116,5 +118,5 @@ class BundleAction:
         with step.log.open("a") as out:
             out.write(f"bundle {directory}: {', '.join(digests)}\n")
         used = {role: ref for role, ref in images.items() if plan.manager or role != "agent"}
-        return {**record(step, directory, digests), "images": used,
-                "local": {images[role]: local[role] for role in used}, "agent": plan.manager or plan.omitted}
+        return BundleArtifact(**record(step, directory, digests), images=used,
+                              local={images[role]: local[role] for role in used}, agent=plan.manager or plan.omitted)

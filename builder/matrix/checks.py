@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from urllib.parse import urlsplit
 
 from builder.errors import Problem
+from builder.matrix.conflicts import check_pods
 from builder.matrix.models import Matrix
+from builder.matrix.names import check_names
 from builder.matrix.yamlsrc import Located, Path
 
 
@@ -39,43 +42,66 @@ def _version_source(loc: Located, path: Path, base: str | None, packages: list[s
         yield loc.problem(path + ("base",), "missing required field (distro-package versions need a base)")
 
 
-def check_matrix(matrix: Matrix, loc: Located) -> list[Problem]:
-    """Every cross-field problem in ``matrix``; empty when it is consistent."""
-    problems: list[Problem] = []
-    bases, exporters = matrix.bases.keys(), matrix.exporters.keys()
+def _program_first(loc: Located, path: Path, argv: Sequence[str] | None) -> Iterator[Problem]:
+    if argv and argv[0].startswith("-"):
+        yield loc.problem(path + (0,), f"the first element is the program and must not start with '-': {argv[0]!r}")
 
-    def need_base(path: Path, name: str | None) -> None:
-        if name is not None and name not in bases:
-            problems.append(loc.problem(path, _undefined("base", name, list(bases))))
 
-    def need_exporter(path: Path, name: str | None) -> None:
-        if name is not None and name not in exporters:
-            problems.append(loc.problem(path, _undefined("exporter", name, list(exporters))))
+def _url(loc: Located, path: Path, url: str | None, local_ok: bool, credentials_ok: bool) -> Iterator[Problem]:
+    if url is None:
+        return
+    parts = urlsplit(url)
+    if parts.scheme == "file" and not local_ok:
+        yield loc.problem(path, f"must be an http(s) URL; a file:// mirror needs 'allow_local_mirror: true': {url!r}")
+    if (parts.username or parts.password) and not credentials_ok:
+        yield loc.problem(path, "credentials in a URL end up in logs and image layers; remove them or set "
+                                "'allow_url_credentials: true'")
 
-    need_base(("agent", "base"), matrix.agent.base)
-    need_base(("guest", "base"), matrix.guest.base)
-    problems += _duplicates(loc, ("defaults", "targets"), matrix.defaults.targets)
-    for name, base in matrix.bases.items():
-        problems += _duplicates(loc, ("bases", name, "components"), base.components)
+
+def _references(matrix: Matrix, loc: Located) -> Iterator[Problem]:
+    bases, exporters = list(matrix.bases), list(matrix.exporters)
+
+    def need(kind: str, defined: list[str], path: Path, name: str | None) -> Iterator[Problem]:
+        if name is not None and name not in defined:
+            yield loc.problem(path, _undefined(kind, name, defined))
+
+    yield from need("base", bases, ("agent", "base"), matrix.agent.base)
+    yield from need("base", bases, ("guest", "base"), matrix.guest.base)
     for name, exporter in matrix.exporters.items():
-        need_base(("exporters", name, "base"), exporter.base)
-        problems += _duplicates(loc, ("exporters", name, "packages"), exporter.packages)
+        yield from need("base", bases, ("exporters", name, "base"), exporter.base)
+    for ds_name, ds in matrix.datastores.items():
+        yield from need("exporter", exporters, ("datastores", ds_name, "exporter"), ds.exporter)
+        for ver_name, ver in ds.versions.items():
+            path = ("datastores", ds_name, "versions", ver_name)
+            yield from need("base", bases, path + ("base",), ver.base)
+            yield from need("exporter", exporters, path + ("exporter",), ver.exporter)
 
-    cells: dict[str, Path] = {}
+
+def _fields(matrix: Matrix, loc: Located) -> Iterator[Problem]:
+    yield from _duplicates(loc, ("defaults", "targets"), matrix.defaults.targets)
+    yield from _url(loc, ("agent", "index_url"), matrix.agent.index_url, False, matrix.agent.allow_url_credentials)
+    for name, base in matrix.bases.items():
+        yield from _duplicates(loc, ("bases", name, "components"), base.components)
+        for field in ("mirror", "security_mirror"):
+            yield from _url(loc, ("bases", name, field), getattr(base, field), base.allow_local_mirror,
+                            base.allow_url_credentials)
+    for name, exporter in matrix.exporters.items():
+        yield from _duplicates(loc, ("exporters", name, "packages"), exporter.packages)
+        yield from _program_first(loc, ("exporters", name, "command"), exporter.command)
     for ds_name, ds in matrix.datastores.items():
         ds_path: Path = ("datastores", ds_name)
-        need_exporter(ds_path + ("exporter",), ds.exporter)
-        problems += _duplicates(loc, ds_path + ("targets",), ds.targets)
+        yield from _duplicates(loc, ds_path + ("targets",), ds.targets)
+        for field in ("start", "health"):
+            yield from _program_first(loc, ds_path + (field,), getattr(ds, field))
         for ver_name, ver in ds.versions.items():
             path = ds_path + ("versions", ver_name)
-            problems += _version_source(loc, path, ver.base, ver.packages, ver.image)
-            need_base(path + ("base",), ver.base)
-            need_exporter(path + ("exporter",), ver.exporter)
-            problems += _duplicates(loc, path + ("packages",), ver.packages)
-            problems += _duplicates(loc, path + ("targets",), ver.targets)
-            cell = f"{ds_name}-{ver_name}"
-            if cell in cells:
-                other = ".".join(str(p) for p in cells[cell])
-                problems.append(loc.problem(path, f"cell name {cell!r} is also produced by {other}"))
-            cells.setdefault(cell, path)
-    return problems
+            yield from _version_source(loc, path, ver.base, ver.packages, ver.image)
+            yield from _duplicates(loc, path + ("packages",), ver.packages)
+            yield from _duplicates(loc, path + ("targets",), ver.targets)
+            for field in ("start", "health"):
+                yield from _program_first(loc, path + (field,), getattr(ver, field))
+
+
+def check_matrix(matrix: Matrix, loc: Located) -> list[Problem]:
+    """Every cross-field problem in ``matrix``; empty when it is consistent."""
+    return [*_references(matrix, loc), *_fields(matrix, loc), *check_names(matrix, loc), *check_pods(matrix, loc)]

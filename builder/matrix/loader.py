@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from pathlib import Path as FsPath
@@ -11,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from builder.errors import InputError, Problem
+from builder.matrix import rawtext
 from builder.matrix.checks import check_matrix
 from builder.matrix.models import Matrix
 from builder.matrix.yamlsrc import Located, Path, load_located
@@ -47,6 +49,11 @@ def _model_at(path: Path) -> type[BaseModel] | None:
     return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
 
 
+# Values YAML 1.1 (PyYAML's default) would have turned into numbers or booleans.
+_YAML11 = re.compile(r"(?i:y|n|yes|no|on|off)|[-+]?(0[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+|[0-9][0-9_]*(:[0-5]?[0-9])+"
+                     r"|[0-9][0-9_]*)(\.[0-9_]*)?")
+
+
 def _describe(value: Any) -> str:
     kind = {dict: "a mapping", list: "a list", str: "text", bool: "a boolean", int: "a number",
             type(None): "nothing"}.get(type(value), type(value).__name__)
@@ -70,7 +77,10 @@ def _message(err: Any, path: Path) -> str:
         want = {"list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping",
                 "model_attributes_type": "a mapping", "string_type": "text", "bool_type": "true or false",
                 "bool_parsing": "true or false"}.get(kind, "a whole number")
-        return f"wrong type: must be {want}, got {_describe(value)}"
+        hint = " (YAML 1.1 literals such as yes, on, 0777 or 54:32 are text here)" if (
+            want in ("a whole number", "true or false") and isinstance(value, str)
+            and _YAML11.fullmatch(value)) else ""
+        return f"wrong type: must be {want}, got {_describe(value)}{hint}"
     if kind == "too_short":
         return "must not be empty"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
@@ -87,8 +97,9 @@ def _schema_problems(exc: ValidationError, loc: Located) -> list[Problem]:
     return problems
 
 
-def parse_matrix(text: str, file: str) -> tuple[Matrix, Located]:
-    """Validate matrix text; ``file`` is only used to name locations in errors."""
+def parse_matrix(text: str | bytes, file: str) -> tuple[Matrix, Located]:
+    """Validate matrix text (or the file's bytes); ``file`` is only used to name locations in errors."""
+    text = rawtext.decode(text, file) if isinstance(text, bytes) else rawtext.check_text(text, file)
     loc = load_located(text, file)
     if not isinstance(loc.data, dict):
         raise InputError([loc.problem((), f"wrong type: the matrix must be a mapping, got {_describe(loc.data)}")])
@@ -105,8 +116,8 @@ def parse_matrix(text: str, file: str) -> tuple[Matrix, Located]:
 def load_matrix(path: FsPath) -> Matrix:
     """Read and validate ``path``; raise InputError naming file, line and field for every problem."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InputError([Problem(str(path), 0, "", f"cannot read matrix: {reason}")]) from None
-    return parse_matrix(text, str(path))[0]
+        with path.open("rb") as stream:
+            data = stream.read(rawtext.MAX_BYTES + 1)
+    except OSError as exc:
+        raise InputError([Problem(str(path), 0, "", f"cannot read matrix: {exc.strerror or exc}")]) from None
+    return parse_matrix(data, str(path))[0]

@@ -12,22 +12,29 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from builder.matrix.tokens import (
     AbsPath,
+    Arg,
     BaseName,
     ImageRef,
     Name,
     PackageName,
+    Program,
     PyPIName,
     Quantity,
     Token,
     Url,
+    User,
     VersionKey,
 )
 
 Target = Literal["oci", "vm", "baremetal"]
 Flavor = Literal["postgresql", "mysql", "redis"]
-Port = Annotated[int, Field(ge=1, le=65535)]
-Uid = Annotated[int, Field(ge=1, le=65533)]
-Argv = Annotated[list[Token], Field(min_length=1)]
+# Strict: an integer field takes an integer written as one, never text ('0777', 'yes') or a boolean.
+Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
+Uid = Annotated[int, Field(strict=True, ge=100, le=65533, description="below 100: system ranges; 0: root")]
+Flag = Annotated[bool, Field(strict=True)]
+# An argv for the program itself: its elements may be options, its first (the program) may not.
+Argv = Annotated[list[Arg], Field(min_length=1)]
+Targets = Annotated[list[Target], Field(min_length=1, description="omit the key for every target")]
 
 ALL_TARGETS: tuple[Target, ...] = ("oci", "vm", "baremetal")
 
@@ -43,8 +50,11 @@ class Base(Strict):
     suite: Token
     mirror: Url | None = Field(None, description="default: the host's apt sources")
     security_mirror: Url | None = Field(None, description="default: the host's apt sources")
-    security: bool = True
+    security: Flag = True
     components: Annotated[list[Token], Field(min_length=1)] = ["main"]
+    allow_local_mirror: Flag = Field(False, description="accept file:/// mirrors (read by mmdebstrap on the host)")
+    allow_url_credentials: Flag = Field(False, description="accept user:password@ in mirror URLs (they end up "
+                                                           "in logs and image layers)")
 
 
 class Agent(Strict):
@@ -52,18 +62,22 @@ class Agent(Strict):
 
     package: PyPIName
     version: Token
-    entrypoint: Token
+    entrypoint: Program
     base: BaseName
-    user: Name = "trove"
+    user: User = "trove"
     uid: Uid = 1100
     venv: AbsPath = "/opt/guest-agent-venv"
     config_dir: AbsPath = "/etc/trove/conf.d"
     log_dir: AbsPath = "/var/log/trove"
     index_url: Url | None = Field(None, description="default: the host's pip configuration, else PyPI")
-    sources: bool = Field(False, description="ship each module's .py beside its bytecode: tracebacks show "
+    allow_url_credentials: Flag = Field(False, description="accept user:password@ in index_url (it ends up in "
+                                                           "logs and the builder image's history)")
+    sources: Flag = Field(False, description="ship each module's .py beside its bytecode: tracebacks show "
                                              "source lines, and the agent layer has about twice the files")
-    runs_in_pod: bool = Field(False, description="the agent can run as a pod's sidecar under the PSA restricted "
-                                                 "profile (no root helper, no container engine); Trove 26 cannot")
+    # Read by the Kubernetes bundle only (its values carry it): excluded from dumps, so it is in no other key.
+    runs_in_pod: Flag = Field(False, exclude=True,
+                              description="the agent can run as a pod's sidecar under the PSA restricted profile "
+                                          "(no root helper, no container engine); Trove 26 cannot")
 
 
 class Exporter(Strict):
@@ -74,7 +88,7 @@ class Exporter(Strict):
     command: Argv
     port: Port
     up_metric: Token
-    user: Name = "exporter"
+    user: User = "exporter"
     uid: Uid = 1200
 
 
@@ -102,15 +116,15 @@ class Resources(Strict):
 class Overrides(Strict):
     """Datastore settings a single version may override."""
 
-    user: Name | None = None
+    user: User | None = None
     uid: Uid | None = None
     port: Port | None = None
     data_dir: AbsPath | None = None
     start: Argv | None = None
     health: Argv | None = None
-    client: Token | None = None
+    client: Program | None = None
     exporter: Name | None = None
-    targets: list[Target] | None = None
+    targets: Targets | None = None
     resources: Resources | None = None
 
 
@@ -124,15 +138,15 @@ class Version(Overrides):
 
 class Datastore(Strict):
     flavor: Flavor
-    user: Name
+    user: User
     uid: Uid
     port: Port
     data_dir: AbsPath
     start: Argv
     health: Argv
-    client: Token
+    client: Program
     exporter: Name
-    targets: list[Target] | None = None
+    targets: Targets | None = None
     resources: Resources | None = None
     versions: Annotated[dict[VersionKey, Version], Field(min_length=1)]
 
@@ -144,7 +158,7 @@ class Guest(Strict):
 
 
 class Defaults(Strict):
-    targets: list[Target] = list(ALL_TARGETS)
+    targets: Targets = list(ALL_TARGETS)
 
 
 class Matrix(Strict):

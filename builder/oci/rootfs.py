@@ -57,9 +57,14 @@ def resolve(name: str, base: Base, host: Mirrors | None) -> ResolvedBase:
     return ResolvedBase(name, base.suite, archive.rstrip("/"), security, tuple(base.components))
 
 
-def bootstrap(base: ResolvedBase, out_tar: Path, log: Path, epoch: int = 0) -> None:
-    """Write a minbase root filesystem tarball for ``base`` to ``out_tar``."""
+def bootstrap_argv(base: ResolvedBase, out_tar: Path) -> list[str]:
+    """mmdebstrap's command line; "--" before the positionals, so no matrix value can be an option of a
+    program that runs as root."""
     argv = ["mmdebstrap", "--variant=minbase", "--format=tar", "--aptopt=Acquire::Retries \"3\""]
     argv += [f"--dpkgopt={opt}" for opt in DPKG_OPTIONS]
-    argv += [base.suite, str(out_tar), *base.sources()]
-    run(argv, log=log, env={"SOURCE_DATE_EPOCH": str(epoch)})
+    return [*argv, "--", base.suite, str(out_tar), *base.sources()]
+
+
+def bootstrap(base: ResolvedBase, out_tar: Path, log: Path, epoch: int = 0) -> None:
+    """Write a minbase root filesystem tarball for ``base`` to ``out_tar``."""
+    run(bootstrap_argv(base, out_tar), log=log, env={"SOURCE_DATE_EPOCH": str(epoch)})

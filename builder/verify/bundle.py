@@ -9,18 +9,19 @@ node's record keeps. Whatever the suite leaves behind (an interrupted run) is re
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from builder.errors import BuildError
-from builder.graph.step import ArtifactFailure, RunContext, Step
+from builder.graph.step import Artifact, ArtifactFailure, RunContext, Step
+from builder.k8s.values import BundleArtifact, BundleCheckArtifact
 from builder.paths import REPO
 from builder.spec import CellSpec, VerifyContext
 from builder.verify.play import LABEL, podman, provide_images, serialised
 from builder.verify.runner import new_run_id, run_suite
+from builder.verify.values import SuiteValues
 
 
 class BundleSpec(BaseModel):
@@ -59,18 +60,19 @@ class VerifyBundleAction:
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
 
-    def exists(self, artifact: Mapping[str, Any]) -> bool:
-        return bool(artifact.get("passed"))
+    def exists(self, artifact: Artifact) -> bool:
+        return isinstance(artifact, BundleCheckArtifact) and artifact.passed
 
-    def run(self, step: Step) -> dict[str, Any]:
-        files = [REPO / f for f in step.node.values.get("suites", [])]
-        if not files:
-            raise BuildError(f"{step.node.id}: no testinfra files declared", str(step.log))
-        bundle = step.parent("bundle")
-        provide_images(bundle["local"], step.log)
+    def run(self, step: Step) -> BundleCheckArtifact:
+        values = step.values(SuiteValues)
+        files = [REPO / f for f in values.suites]
+        if not files or values.cell is None:
+            raise BuildError(f"{step.node.id}: no testinfra files or no cell declared", str(step.log))
+        bundle = step.parent(BundleArtifact, "bundle")
+        provide_images(bundle.local, step.log)
         run_id = new_run_id()
-        cell = CellSpec.model_validate({**step.node.values["cell"], "exporter": step.node.values["exporter"]})
-        spec = BundleSpec(bundle=str(step.path(bundle["dir"])), cell=cell, run_id=run_id,
+        cell: CellSpec = values.cell
+        spec = BundleSpec(bundle=str(step.path(bundle.dir)), cell=cell, run_id=run_id,
                           workdir=str(step.workdir / "play"), figures=str(step.log.with_suffix(".figures.json")),
                           log=str(step.log.with_suffix(".podman.log")))
         spec_path = step.log.with_suffix(".bundle.json")
@@ -82,8 +84,12 @@ class VerifyBundleAction:
                                extra_args=[f"--gf-bundle={spec_path}"])
         finally:
             remove_run(run_id, step.log)
-        figures = json.loads(Path(spec.figures).read_text()) if Path(spec.figures).is_file() else {}
-        artifact = {**result.as_dict(), "suites": [str(f.relative_to(REPO)) for f in files], "figures": figures}
+        figures: dict[str, Any] = json.loads(Path(spec.figures).read_text()) if Path(spec.figures).is_file() else {}
+        artifact = BundleCheckArtifact(
+            passed=result.passed, tests=result.tests, failures=result.failures, errors=result.errors,
+            skipped=result.skipped, duration=round(result.duration, 1), exit_code=result.exit_code,
+            log=str(result.log), junit=str(result.junit), run_id=result.run_id, skips=result.skips,
+            idle=result.idle, suites=tuple(str(f.relative_to(REPO)) for f in files), figures=figures)
         if not result.passed:
             raise ArtifactFailure(result.summary(), str(step.log), artifact)
         return artifact

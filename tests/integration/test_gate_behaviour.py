@@ -11,9 +11,13 @@ import pytest
 import requests
 import yaml
 
+from builder.agent.values import AgentTreeArtifact
+from builder.k8s.values import BundleArtifact
+from builder.oci.values import ImageArtifact
 from builder.cache.registry import RegistryCache
 from builder.cli.main import main
-from builder.matrix import Matrix, parse_matrix
+from builder.matrix.loader import parse_matrix
+from builder.matrix.models import Matrix
 from builder.oci.engine import Engine
 from builder.session import RunResult
 from tests.conftest import ROOT
@@ -62,17 +66,17 @@ def test_registry_cache_pulls_instead_of_building(registry: str, matrix: Matrix,
                      cache=RegistryCache(f"{registry}/{prefix}", engine, second_dir))
     assert second.ok
     assert {o.status for o in second.outcomes.values()} == {"pulled"}, {n: o.status for n, o in second.outcomes.items()}
-    tree = second.outcomes["agent-tree"].artifact
-    assert second.path(tree["path"]).is_file() and second.path(tree["path"]).is_relative_to(second_dir)
-    assert tree["diff_id"] == first.outcomes["agent-tree"].artifact["diff_id"]
-    first_bundle, second_bundle = (r.outcomes["bundle:redis-7.0"].artifact for r in (first, second))
-    assert {n: second.path(p).read_text() for n, p in second_bundle["files"].items()} == \
-        {n: first.path(p).read_text() for n, p in first_bundle["files"].items()}
+    tree = second.outcomes["agent-tree"].produced(AgentTreeArtifact)
+    assert second.path(tree.path).is_file() and second.path(tree.path).is_relative_to(second_dir)
+    assert tree.diff_id == first.outcomes["agent-tree"].produced(AgentTreeArtifact).diff_id
+    first_bundle, second_bundle = (r.outcomes["bundle:redis-7.0"].produced(BundleArtifact) for r in (first, second))
+    assert {n: second.path(p).read_text() for n, p in second_bundle.files.items()} == \
+        {n: first.path(p).read_text() for n, p in first_bundle.files.items()}
 
 
 def test_upstream_image_pinned_by_digest(gate: RunResult, registry: str, tmp_path: Path, engine: Engine) -> None:
     """Push an image we built to the local registry, declare it upstream-style, verify the cell."""
-    source = gate.outcomes["datastore:postgresql-15"].artifact["ref"]
+    source = gate.outcomes["datastore:postgresql-15"].produced(ImageArtifact).ref
     repo = f"{registry}/gftest-upstream/postgres"
     engine.tag(engine.image(source).id, f"{repo}:15")  # type: ignore[union-attr]
     for line in engine.api.push(repo, tag="15", stream=True, decode=True):
@@ -88,7 +92,7 @@ def test_upstream_image_pinned_by_digest(gate: RunResult, registry: str, tmp_pat
     result = run_oci(parse_matrix(path.read_text(), str(path))[0], ["pgupstream-15"], gate.report.parent.parent,
                      engine=engine)
     assert result.ok, [(r.node, r.error) for r in result.table if r.error]
-    assert result.outcomes["datastore:pgupstream-15"].artifact["upstream"] == f"{repo}@{digest}"
+    assert result.outcomes["datastore:pgupstream-15"].produced(ImageArtifact).upstream == f"{repo}@{digest}"
     assert result.outcomes["verify-datastore:pgupstream-15"].status == "verified"
 
 
@@ -112,8 +116,8 @@ def test_publish_pushes_verified_images_and_pins_the_bundle(gate: RunResult, gat
     published = yaml.safe_load((gate_dir / "artifacts" / "redis-7.0" / "bundle.published" / "statefulset.yaml")
                                .read_text())
     images = {c["name"]: c["image"] for c in published["spec"]["template"]["spec"]["containers"]}
-    local = {"database": gate.outcomes["datastore:redis-7.0"].artifact["id"],
-             "exporter": gate.outcomes["exporter:redis_exporter"].artifact["id"]}
+    local = {"database": gate.outcomes["datastore:redis-7.0"].produced(ImageArtifact).id,
+             "exporter": gate.outcomes["exporter:redis_exporter"].produced(ImageArtifact).id}
     assert set(images) == set(local)
     for name, ref in images.items():
         assert ref.startswith(f"{location}/") and "@sha256:" in ref and ref in printed

@@ -9,9 +9,12 @@ import pytest
 import yaml
 
 from bench.common import copy_repo, guestforge
-from builder.oci.engine import Engine
+from builder.agent.values import AgentTreeArtifact
 from builder.k8s.action import unchanged
 from builder.k8s.validate import problems
+from builder.k8s.values import BundleArtifact, BundleCheckArtifact
+from builder.oci.values import ImageArtifact
+from builder.oci.engine import Engine
 from builder.session import RunResult
 from tests.integration.conftest import BUNDLE_CELLS, GATE_CELLS, run_oci
 
@@ -42,29 +45,29 @@ def test_report_names_digests_sizes_durations(gate: RunResult) -> None:
 
 
 def test_agent_layer_is_one_blob_on_every_base(gate: RunResult, engine: Engine) -> None:
-    tree = gate.outcomes["agent-tree"].artifact
+    tree = gate.outcomes["agent-tree"].produced(AgentTreeArtifact)
     tops = set()
     for cell in GATE_CELLS:
-        datastore = engine.image(gate.outcomes[f"datastore:{cell}"].artifact["ref"])
-        aio = engine.image(gate.outcomes[f"aio:{cell}"].artifact["ref"])
+        datastore = engine.image(gate.outcomes[f"datastore:{cell}"].produced(ImageArtifact).ref)
+        aio = engine.image(gate.outcomes[f"aio:{cell}"].produced(ImageArtifact).ref)
         assert datastore is not None and aio is not None
         ds_layers, aio_layers = datastore.attrs["RootFS"]["Layers"], aio.attrs["RootFS"]["Layers"]
         assert aio_layers[:-1] == ds_layers  # the datastore layers are reused, not rebuilt
         tops.add(aio_layers[-1])
-    agent = engine.image(gate.outcomes["agent-image"].artifact["ref"])
+    agent = engine.image(gate.outcomes["agent-image"].produced(ImageArtifact).ref)
     assert agent is not None
     tops.add(agent.attrs["RootFS"]["Layers"][-1])
-    assert tops == {tree["diff_id"]}
+    assert tops == {tree.diff_id}
 
 
 def test_bundles_are_valid_and_played_without_restarts(gate: RunResult) -> None:
     for cell in GATE_CELLS:
-        artifact = gate.outcomes[f"bundle:{cell}"].artifact
-        assert unchanged(gate.build_dir, artifact)
-        docs = [d for rel in artifact["files"].values() for d in yaml.safe_load_all(gate.path(rel).read_text()) if d]
+        artifact = gate.outcomes[f"bundle:{cell}"].produced(BundleArtifact)
+        assert unchanged(gate.build_dir, artifact.files, artifact.sha256)
+        docs = [d for rel in artifact.files.values() for d in yaml.safe_load_all(gate.path(rel).read_text()) if d]
         assert problems(docs) == []
         if cell in BUNDLE_CELLS:
-            figures = gate.outcomes[f"verify-bundle:{cell}"].artifact["figures"]
+            figures = gate.outcomes[f"verify-bundle:{cell}"].produced(BundleCheckArtifact).figures
             assert figures["ready_seconds"] < 120 and set(figures["restarts"].values()) == {0}, (cell, figures)
         statefulset = next(d for d in docs if d["kind"] == "StatefulSet")
         containers = {c["name"]: c for c in statefulset["spec"]["template"]["spec"]["containers"]}
@@ -93,7 +96,7 @@ def test_agent_file_touched_same_tree_cuts_off(gate: RunResult, gate_dir: Path, 
     status = {n["node"]: n["status"] for n in run.report["nodes"]}
     assert status.pop("agent-tree") == "built"
     assert set(status.values()) == {"cached"}, {n: s for n, s in status.items() if s != "cached"}
-    assert run.nodes(kind_prefix="agent-tree")[0]["digest"] == gate.outcomes["agent-tree"].artifact["diff_id"]
+    assert run.nodes(kind_prefix="agent-tree")[0]["digest"] == gate.outcomes["agent-tree"].produced(AgentTreeArtifact).diff_id
     keys = {n["node"]: n["key"] for n in run.report["nodes"]}
     assert keys["aio:redis-7.0"] != gate.outcomes["aio:redis-7.0"].key, "the key below did change"
     again = guestforge(repo, gate_dir, "verify", "--target", "oci", *GATE_CELLS)

@@ -94,7 +94,7 @@ def test_sidecar_containerfile() -> None:
     assert [line for line in text.splitlines() if line.startswith("ENV ")] == [
         f"ENV {k}={v}" for k, v in sorted(environment(AGENT).items())]
     assert "WORKDIR /var/lib/trove" in text
-    assert "install -y --no-install-recommends sudo" in text
+    assert "install -y --no-install-recommends -- sudo" in text
     assert "printf '%s ALL=(root) NOPASSWD: ALL\\n' trove > /etc/sudoers.d/guestforge-agent" in text
     assert not re.search(r"PASS|SECRET|TOKEN", text.replace("NOPASSWD", ""))
 

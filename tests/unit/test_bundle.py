@@ -15,8 +15,7 @@ from builder.k8s.bundle import AgentPlan, Bundle, render
 from builder.k8s.resources import resolve
 from builder.k8s.secrets import keys
 from builder.k8s.validate import problems, psa_restricted, versions
-from builder.matrix import load_matrix
-from builder.matrix import parse_matrix
+from builder.matrix.loader import load_matrix, parse_matrix
 from builder.plan import Cell, expand
 from builder.verify.play import expand as expand_env
 from builder.verify.play import replica_pod
@@ -30,7 +29,7 @@ IMAGES = {"datastore": f"{PREFIX}/x:1-abc", "exporter": f"{PREFIX}/e:abc", "agen
 
 def bundle_for(name: str, plan: AgentPlan | None = None, cell: Cell | None = None) -> Bundle:
     cell = cell or CELLS[name]
-    plan = plan or agent_plan(MATRIX.agent, cell, ["mariadb", "mysql", "postgresql"])
+    plan = plan or agent_plan(MATRIX.agent, cell, ["mariadb", "mysql", "postgresql"], MATRIX.agent.runs_in_pod)
     return render(cell, MATRIX.agent, IMAGES, plan, resolve(cell.flavor, cell.resources), "k")
 
 
@@ -85,6 +84,7 @@ def test_secret_keys_per_flavor() -> None:
 
 def test_trove_26_never_rides_in_a_pod_and_the_bundle_says_why() -> None:
     assert MATRIX.agent.runs_in_pod is False
+    assert "runs_in_pod" not in MATRIX.agent.model_dump()     # in no key but the bundle's
     bundle = bundle_for("postgresql-15")
     assert [c["name"] for c in pod_spec(bundle)["containers"]] == ["database", "exporter"]
     why = doc(bundle, "StatefulSet")["metadata"]["annotations"]["guestforge.io/agent"]
@@ -93,16 +93,16 @@ def test_trove_26_never_rides_in_a_pod_and_the_bundle_says_why() -> None:
 
 
 def test_an_agent_that_can_run_in_a_pod_gets_a_restricted_sidecar_and_its_config_secret() -> None:
-    agent = MATRIX.agent.model_copy(update={"runs_in_pod": True})
+    agent = MATRIX.agent
     cell = CELLS["mariadb-10.11"]
-    plan = agent_plan(agent, cell, ["mariadb"])
+    plan = agent_plan(agent, cell, ["mariadb"], in_pod=True)
     assert plan.manager == "mariadb"
     bundle = render(cell, agent, IMAGES, plan, resolve(cell.flavor, ()), "k")
     assert problems(bundle.documents()) == []
     sidecar = pod_spec(bundle)["containers"][-1]
     assert sidecar["name"] == "guest-agent" and sidecar["securityContext"]["runAsUser"] == agent.uid
     assert "agent-config.secret.yaml" in yaml.safe_load(bundle.files["kustomization.yaml"])["resources"]
-    assert agent_plan(agent, CELLS["redis-7.0"], ["mariadb"]).manager is None
+    assert agent_plan(agent, CELLS["redis-7.0"], ["mariadb"], in_pod=True).manager is None
 
 
 def test_database_probes_never_fail_a_login() -> None:

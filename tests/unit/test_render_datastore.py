@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from builder.errors import BuildError
-from builder.matrix import load_matrix
+from builder.matrix.loader import load_matrix
 from builder.oci.render import render
 from builder.paths import CONTAINER_SPECS
 from builder.plan import Cell, expand
@@ -92,7 +92,7 @@ def test_one_apt_step_installs_without_recommends_and_cleans_up(cell: Cell) -> N
     runs = [rest for w, rest in instructions(render_cell(cell)) if w == "RUN" and "apt-get" in rest]
     assert len(runs) == 1
     step = runs[0]
-    assert f"apt-get install -y --no-install-recommends {' '.join(cell.packages)}" in step
+    assert f"apt-get install -y --no-install-recommends -- {' '.join(cell.packages)}" in step
     for leftover in ("/var/lib/apt/lists/*", "/var/cache/apt/*.bin", "/var/cache/apt/archives/*.deb",
                      "/var/log/apt/*", "/var/log/dpkg.log", "/usr/sbin/policy-rc.d"):
         assert leftover in step.split("rm -rf", 1)[1]
@@ -128,7 +128,7 @@ def test_mariadb_ships_an_empty_data_directory() -> None:
     cell = next(c for c in CELLS if c.flavor == "mysql")
     install = next(rest for w, rest in instructions(render_cell(cell)) if w == "RUN" and "apt-get install" in rest)
     after = install.split("apt-get install", 1)[1]
-    assert after.index(f"rm -rf /var/lib/mysql {cell.data_dir}") < after.index(f"-m 0700 {cell.data_dir}")
+    assert after.index(f"rm -rf /var/lib/mysql {cell.data_dir}") < after.index(f"-m 0700 -- {cell.data_dir}")
 
 
 @pytest.mark.parametrize("flavor", ["postgresql", "mysql", "redis"])
@@ -171,7 +171,7 @@ def test_exporter_image_runs_the_command_as_its_user() -> None:
     assert json.loads(one(text, "ENTRYPOINT")) == list(exporter.command)
     assert one(text, "USER") == f"{exporter.uid}:{exporter.uid}"
     assert one(text, "EXPOSE") == str(exporter.port)
-    assert "--no-install-recommends prometheus-postgres-exporter" in text
+    assert "--no-install-recommends -- prometheus-postgres-exporter" in text
     assert '"io.guestforge.exporter"="postgres_exporter"' in one(text, "LABEL")
 
 
