@@ -53,7 +53,7 @@ def images(gate: RunResult) -> dict[str, dict[str, str]]:
     for node_id, outcome in gate.outcomes.items():
         if node_id.startswith("datastore:"):
             cell = node_id.split(":", 1)[1]
-            exporter = next(p for p in gate.graph.nodes[f"pod:{cell}"].parents if p.startswith("exporter:"))
+            exporter = next(p for p in gate.graph.nodes[f"bundle:{cell}"].parents if p.startswith("exporter:"))
             out[cell] = {"datastore": outcome.produced(ImageArtifact).ref, "exporter": gate.outcomes[exporter].produced(ImageArtifact).ref,
                          "debug": gate.outcomes["debug"].produced(ImageArtifact).ref}
     return out
