@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Run, copy_repo, guestforge, table  # noqa: E402
+from builder.vm.values import BootArtifact
 from builder.graph.index import Index  # noqa: E402
 from builder.report import human_size  # noqa: E402
 
@@ -79,10 +80,10 @@ def main() -> int:
                 boot = index.latest(f"boot-vm:{cell}")
             finally:
                 index.close()
-            if boot is not None and boot.ok:
-                for firmware, b in boot.artifact["boots"].items():
-                    print(f"boot {firmware}/{b['accel']}: SSH after {b['seconds_to_ssh']:.0f}s, "
-                          f"database answering after {b['seconds_to_db_ready']:.0f}s")
+            if boot is not None and boot.ok and isinstance(boot.artifact, BootArtifact):
+                for firmware, b in boot.artifact.boots.items():
+                    print(f"boot {firmware}/{b.accel}: SSH after {b.seconds_to_ssh:.0f}s, "
+                          f"database answering after {b.seconds_to_db_ready:.0f}s")
             return 0 if verify.exit_code == 0 and vm.exit_code == 0 else 1
         return 0 if vm.exit_code == 0 else 1
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import replace
-from collections.abc import Mapping
-from typing import Any
 
 import yaml
 
+from builder.agent.values import AgentTreeArtifact, AgentTreeValues
 from builder.errors import BuildError
-from builder.graph.step import CONTENT, RunContext, Step
-from builder.matrix.models import Agent
+from builder.graph.step import Artifact, RunContext, Step
 from builder.oci.archive import sha256_file
 from builder.oci.k8s import check_pod
 from builder.oci.layers import append_layer
 from builder.oci.podspec import pod_spec, to_yaml
-from builder.oci.steps import KEY_LABEL, ImageAction, config_cache, node_image, short
+from builder.oci.steps import KEY_LABEL, ImageAction, config_cache, short
+from builder.oci.naming import image_ref
+from builder.oci.values import AgentImageValues, FileArtifact, ImageArtifact, PodValues
 from builder.agent.bundle import sidecar_containerfile
 from builder.plan import Cell
 
@@ -32,27 +32,29 @@ class FileAction:
         self.ctx = ctx
         self.artifacts = ctx.artifacts
 
-    def exists(self, artifact: Mapping[str, Any]) -> bool:
+    def exists(self, artifact: Artifact) -> bool:
         """Small files recorded with their sha256 (a pod spec, rewritten in place by every build of its
         cell) are checked by content; large ones, kept under key-derived names, by size."""
-        if not artifact.get("path"):
+        if not isinstance(artifact, (FileArtifact, AgentTreeArtifact)):
             return False
-        path = self.ctx.build_dir / str(artifact["path"])
-        if not path.is_file() or path.stat().st_size != artifact.get("size"):
+        path = self.ctx.build_dir / artifact.path
+        if not path.is_file() or path.stat().st_size != artifact.size:
             return False
-        return "sha256" not in artifact or sha256_file(path) == f"sha256:{artifact['sha256']}"
+        return not isinstance(artifact, FileArtifact) or sha256_file(path) == f"sha256:{artifact.sha256}"
 
 
 class AgentTreeAction(FileAction):
     """Build the self-contained agent tree once; keep its tarball under a key-derived name."""
 
-    def run(self, step: Step) -> dict[str, Any]:
+    def run(self, step: Step) -> AgentTreeArtifact:
         from builder.agent.bundle import build_agent_tree, pip_settings
 
-        agent = Agent(**step.node.values["agent"])
+        values = step.values(AgentTreeValues)
+        agent = values.agent
         # The index is a keyed input; the host's CA bundle (for TLS-inspecting egress) is transport only.
-        pip = replace(pip_settings(agent), index_url=step.node.values["pip"]["index_url"])
-        tree = build_agent_tree(self.ctx.engine, agent, step.parent("base")["ref"], step.workdir, step.log, pip=pip)
+        pip = replace(pip_settings(agent), index_url=values.pip.index_url)
+        base = step.parent(ImageArtifact, "base")
+        tree = build_agent_tree(self.ctx.engine, agent, base.ref, step.workdir, step.log, pip=pip)
         final = self.artifacts / "agent" / f"agent-tree-{short(step.key)}.tar"
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_suffix(".tmp")
@@ -62,9 +64,9 @@ class AgentTreeAction(FileAction):
         except OSError:
             shutil.copyfile(tree.path, tmp)
         tmp.replace(final)  # complete or absent, never half-written
-        # The tarball's digest decides everything consumers read (version, managers, packages come from
-        # probing those bytes): a rebuild to the same digest lets the graph cut off below it.
-        return {**tree.as_dict(), "path": step.rel(final), "size": final.stat().st_size, CONTENT: tree.diff_id}
+        return AgentTreeArtifact(path=step.rel(final), diff_id=tree.diff_id, size=final.stat().st_size,
+                                 version=tree.version, python=tree.python, managers=tree.managers,
+                                 packages=tree.packages, builder_image=tree.builder_image, reused=tree.reused)
 
 
 SIDECAR_BASE = "guestforge/agent:sidecar-base"
@@ -73,43 +75,44 @@ SIDECAR_BASE = "guestforge/agent:sidecar-base"
 class AgentImageAction(ImageAction):
     """The agent sidecar: a small image for the agent's user and runtime config, plus the tree layer."""
 
-    def run(self, step: Step) -> dict[str, Any]:
-        ref, moving = node_image(step)
-        v = step.node.values
-        text = sidecar_containerfile(Agent(**v["agent"]), step.parent("base")["ref"], v["labels"])
+    def run(self, step: Step) -> ImageArtifact:
+        v = step.values(AgentImageValues)
+        ref, moving = image_ref(v, step.key)
+        text = sidecar_containerfile(v.agent, step.parent(ImageArtifact, "base").ref, v.labels)
         # The sidecar's own part stays tagged: an agent change then finds it in the engine's build
         # cache and costs the layer append only, not another apt install.
         pre = self.engine.build({"Containerfile": text.encode()}, SIDECAR_BASE, step.log)
-        tree = step.parent("agent-tree")
-        result = append_layer(self.engine, pre, step.path(tree["path"]), ref, step.log,
-                              labels={KEY_LABEL: step.key}, comment=f"guestforge agent layer {tree.get('version')}",
-                              diff_id=tree["diff_id"], config_cache=config_cache(self.ctx))
-        return self._artifact(step, ref, moving, result.image_id, agent_layer=result.diff_id)
+        tree = step.parent(AgentTreeArtifact, "agent-tree")
+        result = append_layer(self.engine, pre, step.path(tree.path), ref, step.log,
+                              labels={KEY_LABEL: step.key}, comment=f"guestforge agent layer {tree.version}",
+                              diff_id=tree.diff_id, config_cache=config_cache(self.ctx))
+        return self._artifact(ref, moving, result.image_id, agent_layer=result.diff_id)
 
 
 class PodAction(FileAction):
     """Write and check the cell's Pod manifest."""
 
-    def run(self, step: Step) -> dict[str, Any]:
-        v = step.node.values
-        datastore = step.parent("datastore", "upstream")
-        cell = Cell.from_values(v["cell"], v["exporter"], image=datastore.get("upstream"))
-        images = {"datastore": datastore["ref"], "exporter": step.parent("exporter")["ref"],
-                  "agent": step.parent("agent-image")["ref"]}
+    def run(self, step: Step) -> FileArtifact:
+        v = step.values(PodValues)
+        datastore = step.parent(ImageArtifact, "datastore", "upstream")
+        cell = Cell.from_spec(v.cell, image=datastore.upstream)
+        images = {"datastore": datastore.ref, "exporter": step.parent(ImageArtifact, "exporter").ref,
+                  "agent": step.parent(ImageArtifact, "agent-image").ref}
         from builder.agent.config import manager_for
 
         manager = manager_for(cell.datastore, cell.flavor)
-        supported = manager in step.parent("agent-tree").get("managers", [])
-        doc = pod_spec(cell, v["agent"], images, manager if supported else None)
+        supported = manager in step.parent(AgentTreeArtifact, "agent-tree").managers
+        doc = pod_spec(cell, v.agent, images, manager if supported else None)
         problems = check_pod(doc)
         if problems:
             raise BuildError(f"generated pod spec is invalid: {'; '.join(problems)}", str(step.log))
         text = to_yaml(doc, step.key)
         if yaml.safe_load(text) != doc:
             raise BuildError("pod spec does not survive a YAML round trip", str(step.log))
-        path = self.artifacts / v["cell"]["name"] / "pod.yaml"
+        path = self.artifacts / v.cell.name / "pod.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.replace(path)
-        return {"path": step.rel(path), "size": path.stat().st_size, "sha256": sha256_file(path).split(":", 1)[1]}
+        return FileArtifact(path=step.rel(path), size=path.stat().st_size,
+                            sha256=sha256_file(path).split(":", 1)[1])

@@ -11,19 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from builder.graph.model import Node
+from builder.agent.values import AgentTreeValues, PipIndex
+from builder.graph.step import Node
 from builder.graph.trees import Tree
 from builder.hostenv.apt import Mirrors
-from builder.matrix.models import Agent, Exporter, Matrix, Target
+from builder.matrix.models import Matrix, Target
 from builder.oci.rootfs import DPKG_OPTIONS, resolve
+from builder.oci.values import (AgentAccount, AgentImageValues, AllInOneValues, BaseValues, CellName,
+                                DatastoreValues, DebugValues, ExporterValues, PodValues, UpstreamValues)
 from builder.plan import Cell
+from builder.publish.values import PublishDiskValues, PublishImagesValues
+from builder.verify.values import SuiteValues
 from builder.spec import ExporterSpec
+from builder.vm.values import BootValues, GuestBaseValues, GuestCheckValues, GuestImageValues, GuestOS
+from builder.vm.hostcaps import Assembly
+from builder.vm.values import Target as VmTarget
 
 MACROS = "container_specs/_macros.j2"
 VM_TOOLS = ("diskimage-builder", "qemu-img", "libguestfs")
-VM_TARGETS = ("vm", "baremetal")
+VM_TARGETS: tuple[VmTarget, ...] = ("vm", "baremetal")
 # pytest loads these for every suite under tests/infra (rootdir first), without an import.
 INFRA_CONFTESTS = ("tests/conftest.py", "tests/infra/conftest.py")
 
@@ -35,7 +42,7 @@ class HostInputs:
 
     mirrors: Mirrors | None
     pip_index: str | None
-    assembly: str = "guestfs"
+    assembly: Assembly = "guestfs"
 
 
 def _labels(title: str, version: str, extra: dict[str, str]) -> dict[str, str]:
@@ -45,19 +52,6 @@ def _labels(title: str, version: str, extra: dict[str, str]) -> dict[str, str]:
         "org.opencontainers.image.vendor": "guestforge",
         **extra,
     }
-
-
-def cell_values(cell: Cell) -> dict[str, Any]:
-    """The cell's spec (``builder.spec.CellSpec``) without its exporter, which has its own values."""
-    return cell.spec().model_dump(mode="json", exclude={"exporter"})
-
-
-def agent_values(agent: Agent) -> dict[str, Any]:
-    return agent.model_dump(mode="json")
-
-
-def exporter_values(name: str, exporter: Exporter) -> dict[str, Any]:
-    return ExporterSpec(name=name, **exporter.model_dump()).model_dump(mode="json")
 
 
 class Declarer:
@@ -80,16 +74,16 @@ class Declarer:
         resolved = resolve(name, self.matrix.bases[name], self.host.mirrors)
         return self.add(Node(
             id=f"base:{name}", kind="base", title=f"base {name}",
-            values={"name": name, "suite": resolved.suite, "sources": resolved.sources(),
-                    "archive": resolved.archive, "security": resolved.security,
-                    "components": list(resolved.components), "dpkg_options": list(DPKG_OPTIONS)},
+            values=BaseValues(name=name, suite=resolved.suite, sources=tuple(resolved.sources()),
+                              archive=resolved.archive, security=resolved.security,
+                              components=resolved.components, dpkg_options=DPKG_OPTIONS),
             tools=("mmdebstrap", "docker"),
         ))
 
     def debug(self) -> str:
         return self.add(Node(
             id="debug", kind="debug", title="debug/sandbox image", parents=(self.base(self.matrix.agent.base),),
-            values={"labels": _labels("guestforge debug", "1", {"io.guestforge.role": "debug"})},
+            values=DebugValues(labels=_labels("guestforge debug", "1", {"io.guestforge.role": "debug"})),
             files=(MACROS, "container_specs/debug.Containerfile.j2"), tools=("docker",),
         ))
 
@@ -98,7 +92,7 @@ class Declarer:
         return self.add(Node(
             id="agent-tree", kind="agent-tree", title=f"agent tree {agent.package} {agent.version}",
             parents=(self.base(agent.base),),
-            values={"agent": agent_values(agent), "pip": {"index_url": agent.index_url or self.host.pip_index}},
+            values=AgentTreeValues(agent=agent, pip=PipIndex(index_url=agent.index_url or self.host.pip_index)),
             files=(MACROS, "container_specs/agent-build.Containerfile.j2", *self.tree.files("container_specs/agent")),
             tools=("docker",),
         ))
@@ -110,7 +104,7 @@ class Declarer:
         return self.add(Node(
             id="agent-image", kind="agent-image", title=f"agent image {agent.package} {agent.version}",
             parents=(self.base(agent.base), self.agent_tree()),
-            values={"agent": agent_values(agent), "labels": labels},
+            values=AgentImageValues(agent=agent, labels=labels),
             files=(MACROS, "container_specs/agent.Containerfile.j2"),
             tools=("docker",),
         ))
@@ -119,9 +113,9 @@ class Declarer:
         exporter = self.matrix.exporters[name]
         return self.add(Node(
             id=f"exporter:{name}", kind="exporter", title=f"exporter {name}", parents=(self.base(exporter.base),),
-            values={"exporter": exporter_values(name, exporter),
-                    "labels": _labels(f"guestforge {name}", "1", {"io.guestforge.role": "exporter",
-                                                                  "io.guestforge.exporter": name})},
+            values=ExporterValues(exporter=ExporterSpec(name=name, **exporter.model_dump()),
+                                  labels=_labels(f"guestforge {name}", "1", {"io.guestforge.role": "exporter",
+                                                                             "io.guestforge.exporter": name})),
             files=(MACROS, "container_specs/exporter.Containerfile.j2"), tools=("docker",),
         ))
 
@@ -130,7 +124,7 @@ class Declarer:
         if cell.image:
             return self.add(Node(
                 id=f"datastore:{cell.name}", kind="upstream", title=f"{cell.name} upstream image", cell=cell.name,
-                values={"image": cell.image, "cell": cell_values(cell)}, tools=("docker",),
+                values=UpstreamValues(image=cell.image, cell=cell.spec()), tools=("docker",),
             ))
         assert cell.base_name is not None
         agent = self.matrix.agent
@@ -142,9 +136,8 @@ class Declarer:
         return self.add(Node(
             id=f"datastore:{cell.name}", kind="datastore", title=f"{cell.name} datastore image", cell=cell.name,
             parents=(self.base(cell.base_name),),
-            values={"cell": cell_values(cell), "labels": labels,
-                    "agent": {"user": agent.user, "uid": agent.uid, "log_dir": agent.log_dir,
-                              "config_dir": agent.config_dir}},
+            values=DatastoreValues(cell=cell.spec(), labels=labels, agent=AgentAccount(
+                user=agent.user, uid=agent.uid, log_dir=agent.log_dir, config_dir=agent.config_dir)),
             files=(MACROS, "container_specs/datastore.Containerfile.j2",
                    *self.tree.files("container_specs/flavors/common"),
                    *self.tree.files(f"container_specs/flavors/{cell.flavor}")),
@@ -156,8 +149,9 @@ class Declarer:
         return self.add(Node(
             id=f"aio:{cell.name}", kind="aio", title=f"{cell.name} all-in-one image (agent layer on top)",
             cell=cell.name, parents=(self.datastore(cell), self.agent_tree()),
-            values={"cell": {"datastore": cell.datastore, "version": cell.version},
-                    "labels": {"io.guestforge.agent.version": agent.version, "io.guestforge.role": "allinone"}},
+            values=AllInOneValues(cell=CellName(datastore=cell.datastore, version=cell.version),
+                                  labels={"io.guestforge.agent.version": agent.version,
+                                          "io.guestforge.role": "allinone"}),
             tools=("docker",),
         ))
 
@@ -165,40 +159,40 @@ class Declarer:
         return self.add(Node(
             id=f"pod:{cell.name}", kind="pod", title=f"{cell.name} pod spec", cell=cell.name,
             parents=(self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image(), self.agent_tree()),
-            values={"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
-                    "agent": agent_values(self.matrix.agent)},
+            values=PodValues(cell=cell.spec(exporter=True), agent=self.matrix.agent),
         ))
 
     # -- verification nodes ---------------------------------------------------------------------
-    def _infra(self, names: tuple[str, ...]) -> list[str]:
-        return [f"tests/infra/{n}" for n in names if self.tree.read(f"tests/infra/{n}") is not None]
+    def suites(self, *names: str) -> tuple[str, ...]:
+        """The testinfra files a verification runs (those that exist under ``tests/infra``)."""
+        return tuple(f"tests/infra/{n}" for n in names if self.tree.read(f"tests/infra/{n}") is not None)
 
     def _verify(self, kind: str, node_id: str, title: str, cell: Cell | None, parents: tuple[str, ...],
-                values: dict[str, Any], suites: tuple[str, ...]) -> str:
-        """A verification node: ``suites`` are the testinfra files it runs (what they import, and the
+                values: SuiteValues | GuestCheckValues | BootValues) -> str:
+        """A verification node: its ``suites`` are the testinfra files it runs (what they import, and the
         conftest files pytest loads, are hashed too), so a comment in another datastore's suite changes
         nothing here."""
-        run = self._infra(suites)
+        run = values.suites
         conftests = [c for c in (*INFRA_CONFTESTS, *{f"{s.rsplit('/', 1)[0]}/conftest.py" for s in run})
                      if self.tree.read(c) is not None]
         return self.add(Node(
             id=node_id, kind=kind, title=title, cell=cell.name if cell else None, parents=parents,
-            values={**values, "suites": run}, files=tuple(dict.fromkeys((*run, *conftests))),
+            values=values, files=tuple(dict.fromkeys((*run, *conftests))),
         ))
 
     def verify_datastore(self, cell: Cell) -> str:
         return self._verify(
             "verify-datastore", f"verify-datastore:{cell.name}", f"{cell.name} verify database+exporter", cell,
             (self.datastore(cell), self.exporter(cell.exporter_name), self.debug()),
-            {"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter)},
-            ("test_image_hygiene.py", "test_datastore.py", "test_exporter.py", f"flavors/test_{cell.flavor}.py"),
+            SuiteValues(cell=cell.spec(exporter=True), suites=self.suites(
+                "test_image_hygiene.py", "test_datastore.py", "test_exporter.py", f"flavors/test_{cell.flavor}.py")),
         )
 
     def verify_agent(self) -> str:
         return self._verify(
             "verify-agent", "verify-agent", "verify agent image", None,
             (self.agent_image(), self.agent_tree(), self.debug()),
-            {"agent": agent_values(self.matrix.agent)}, ("test_agent.py",),
+            SuiteValues(agent=self.matrix.agent, suites=self.suites("test_agent.py")),
         )
 
     def verify_allinone(self, cell: Cell) -> str:
@@ -207,7 +201,7 @@ class Declarer:
             # The agent and datastore suites scanned the two halves; this one checks how they join.
             (self.allinone(cell), self.datastore(cell), self.agent_tree(), self.debug(),
              self.verify_agent(), self.verify_datastore(cell)),
-            {"cell": cell_values(cell), "agent": agent_values(self.matrix.agent)}, ("test_allinone.py",),
+            SuiteValues(cell=cell.spec(), agent=self.matrix.agent, suites=self.suites("test_allinone.py")),
         )
 
     # -- VM and bare-metal nodes ----------------------------------------------------------------
@@ -217,48 +211,47 @@ class Declarer:
         return self.add(Node(
             id=f"guest-base:{name}", kind="guest-base", title=f"guest base {name} (OS + runtime + agent)",
             parents=(self.agent_tree(),),
-            values={"base": {"name": name, "suite": resolved.suite, "archive": resolved.archive,
-                             "security": resolved.security, "components": list(resolved.components)},
-                    "agent": agent_values(self.matrix.agent), "assembly": self.host.assembly,
-                    "dpkg_options": list(DPKG_OPTIONS)},
+            values=GuestBaseValues(
+                base=GuestOS(name=name, suite=resolved.suite, archive=resolved.archive, security=resolved.security,
+                             components=resolved.components),
+                agent=self.matrix.agent, assembly=self.host.assembly, dpkg_options=DPKG_OPTIONS),
             files=(*self.element_files("guestforge-guest"), *self.element_files("guestforge-agent")),
             tools=VM_TOOLS,
         ))
 
     def guest_images(self, cell: Cell) -> str:
-        targets = [t for t in VM_TARGETS if t in cell.targets]
+        targets = tuple(t for t in VM_TARGETS if t in cell.targets)
         return self.add(Node(
             id=f"guest:{cell.name}", kind="guest-image", title=f"{cell.name} {' + '.join(targets)} images",
             cell=cell.name,
             parents=(self.guest_base(cell), self.datastore(cell), self.exporter(cell.exporter_name)),
-            values={"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
-                    "image": cell.image, "targets": targets, "assembly": self.host.assembly},
+            values=GuestImageValues(cell=cell.spec(exporter=True), image=cell.image, targets=targets,
+                                    assembly=self.host.assembly),
             files=(*self.element_files("guestforge-base-tree"), *self.element_files("guestforge-datastore")),
             tools=VM_TOOLS,
         ))
 
-    def verify_guest_image(self, cell: Cell, target: str) -> str:
+    def verify_guest_image(self, cell: Cell, target: VmTarget) -> str:
         return self._verify(
             f"verify-{target}", f"verify-{target}:{cell.name}", f"{cell.name} verify {target} image", cell,
             (self.guest_images(cell),),
-            {"cell": cell_values(cell), "agent": agent_values(self.matrix.agent), "target": target},
-            ("vm/test_guest_image.py",),
+            GuestCheckValues(cell=cell.spec(), agent=self.matrix.agent, target=target,
+                             suites=self.suites("vm/test_guest_image.py")),
         )
 
     def boot(self, cell: Cell) -> str:
         return self._verify(
             "verify-boot", f"boot-vm:{cell.name}", f"{cell.name} boot vm (BIOS, UEFI) and verify", cell,
             (self.guest_images(cell),),
-            {"cell": cell_values(cell), "exporter": exporter_values(cell.exporter_name, cell.exporter),
-             "agent": agent_values(self.matrix.agent), "image": cell.image, "firmware": ["bios", "uefi"]},
-            ("vm/test_guest_boot.py",),
+            BootValues(cell=cell.spec(exporter=True), agent=self.matrix.agent, image=cell.image,
+                       firmware=("bios", "uefi"), suites=self.suites("vm/test_guest_boot.py")),
         )
 
     # -- publishing -----------------------------------------------------------------------------
     def publish(self, cell: Cell, target: Target, registry: tuple[str, str]) -> str:
         """Push the cell's ``target`` artifacts to ``registry`` (host, prefix); its verifications are parents,
         so nothing unverified is pushed."""
-        values = {"registry": registry[0], "prefix": registry[1]}
+        host, prefix = registry
         if target == "oci":
             return self.add(Node(
                 id=f"publish-oci:{cell.name}", kind="publish-oci", title=f"{cell.name} publish OCI images",
@@ -266,13 +259,14 @@ class Declarer:
                 parents=(self.datastore(cell), self.allinone(cell), self.exporter(cell.exporter_name),
                          self.agent_image(), self.pod(cell), self.verify_datastore(cell), self.verify_agent(),
                          self.verify_allinone(cell)),
-                values=values, tools=("docker",),
+                values=PublishImagesValues(registry=host, prefix=prefix), tools=("docker",),
             ))
         checks = (self.verify_guest_image(cell, target), *([self.boot(cell)] if target == "vm" else []))
         return self.add(Node(
             id=f"publish-{target}:{cell.name}", kind="publish-disk", title=f"{cell.name} publish {target} image",
             cell=cell.name, parents=(self.guest_images(cell), *checks),
-            values={**values, "target": target, "datastore": cell.datastore, "version": cell.version},
+            values=PublishDiskValues(registry=host, prefix=prefix, target=target, datastore=cell.datastore,
+                                     version=cell.version),
         ))
 
     # -- selection ------------------------------------------------------------------------------

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from builder.errors import UsageError
+from builder.errors import GuestforgeError, UsageError
 from builder.matrix.models import Base, Datastore, Exporter, Flavor, Matrix, Target, Version
 from builder.spec import CellSpec, ExporterSpec
 
@@ -56,11 +56,12 @@ class Cell:
                         exporter=self.exporter_spec() if exporter else None)
 
     @classmethod
-    def from_values(cls, cell: Mapping[str, Any], exporter: Mapping[str, Any], image: str | None = None,
-                    targets: Sequence[Target] = ()) -> Cell:
-        """A cell rebuilt from a node's declared values (``pipeline.cell_values`` / ``exporter_values``),
-        so an action uses exactly what its key hashes and nothing else."""
-        spec, ex = CellSpec.model_validate(cell), ExporterSpec.model_validate(exporter)
+    def from_spec(cls, spec: CellSpec, image: str | None = None, targets: Sequence[Target] = ()) -> Cell:
+        """A cell rebuilt from a node's declared spec (with its exporter), so an action uses exactly
+        what its key hashes and nothing else."""
+        if spec.exporter is None:
+            raise GuestforgeError(f"internal: the spec of {spec.name} carries no exporter")
+        ex = spec.exporter
         return cls(name=spec.name, datastore=spec.datastore, version=spec.version, flavor=spec.flavor,
                    user=spec.user, uid=spec.uid, port=spec.port, data_dir=spec.data_dir, start=spec.start,
                    health=spec.health, client=spec.client, exporter_name=ex.name,

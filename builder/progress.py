@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from builder.graph.execute import Outcome
-from builder.graph.model import Node
+from builder.graph.step import Node
 
 MARKS = {"built": "[green]✓ built[/]", "verified": "[green]✓ verified[/]", "cached": "[dim]= cached[/]",
          "pulled": "[cyan]↓ pulled[/]", "failed": "[red]✗ FAILED[/]", "blocked": "[yellow]- blocked[/]"}

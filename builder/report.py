@@ -39,11 +39,10 @@ def rows(graph: Graph, outcomes: Mapping[str, Outcome]) -> list[Row]:
         if node_id not in outcomes:
             continue
         node, o = graph.nodes[node_id], outcomes[node_id]
-        digest = (o.artifact.get("id") or o.artifact.get("digest") or o.artifact.get("diff_id")
-                  or o.artifact.get("sha256"))
-        out.append(Row(node_id, node.kind, graph.kinds[node.kind].target, node.cell, node.title, o.status, o.key, digest,
-                       o.artifact.get("size"), round(o.seconds, 2), o.log, o.error, o.reasons,
-                       list(o.artifact.get("skips") or [])))
+        a = o.artifact
+        out.append(Row(node_id, node.kind, graph.kinds[node.kind].target, node.cell, node.title, o.status, o.key,
+                       a.identity() if a else None, a.stored_bytes() if a else None, round(o.seconds, 2), o.log,
+                       o.error, o.reasons, list(a.skipped_checks()) if a else []))
     return out
 
 

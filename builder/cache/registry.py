@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import ToolError
-from builder.graph.model import Node
+from builder.graph.kinds import kind
+from builder.graph.step import Artifact, Node
 from builder.oci.engine import Engine
 from builder.cache.oci_client import Registry, parse_location
 
@@ -48,10 +49,10 @@ class RegistryCache:
             out.write(f"cache: {text}\n")
 
     # -- store --------------------------------------------------------------------------------------
-    def store(self, node: Node, key: str, artifact: Mapping[str, Any], log: Path) -> None:
+    def store(self, node: Node, key: str, artifact: Artifact, log: Path) -> None:
         """Best effort: a cache that cannot take the node never fails the build."""
         try:
-            self._store(node, key, dict(artifact), log)
+            self._store(node, key, artifact.record(), log)
         except Exception as exc:  # noqa: BLE001 - the cache is an optimisation, never a failure
             self._log(log, f"not stored ({exc!r}); the build itself succeeded")
 
@@ -69,10 +70,11 @@ class RegistryCache:
         self._log(log, f"stored record {self.host}/{repo}:{key}.record")
 
     # -- fetch --------------------------------------------------------------------------------------
-    def fetch(self, node: Node, key: str, log: Path) -> dict[str, Any] | None:
+    def fetch(self, node: Node, key: str, log: Path) -> Artifact | None:
         """A hit's artifact, or None (also when the cache misbehaves: then the node is built)."""
         try:
-            return self._fetch(node, key, log)
+            record = self._fetch(node, key, log)
+            return kind(node.kind).load(record) if record is not None else None
         except Exception as exc:  # noqa: BLE001 - fall back to building
             self._log(log, f"miss ({exc!r}); building")
             return None

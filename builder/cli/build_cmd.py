@@ -93,8 +93,8 @@ def publish(obj: CliContext, /, registry: str, **kwargs: Any) -> None:
     result = execute(obj, "publish", publish=location, **kwargs)
     for outcome in result.outcomes.values():
         if outcome.ok and outcome.node_id.startswith("publish-"):
-            pushed = outcome.artifact.get("images", {}).values() or [outcome.artifact]
-            click.echo("\n".join(f"{outcome.node_id}: {p['pinned']}" for p in pushed))
+            pushed = outcome.artifact.published_refs() if outcome.artifact else ()
+            click.echo("\n".join(f"{outcome.node_id}: {p}" for p in pushed))
     finish(result)
 
 

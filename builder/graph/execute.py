@@ -21,21 +21,21 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from builder.errors import GuestforgeError
 from builder.graph.index import Entry, Index
-from builder.graph.model import Graph, Node, diff_manifests
-from builder.graph.step import CONTENT, Action, Artifact, ArtifactFailure, Parent, Step
+from builder.graph.model import Graph, diff_manifests
+from builder.graph.step import A, Action, Artifact, ArtifactFailure, Node, Parent, Step
 
 Status = Literal["built", "verified", "cached", "pulled", "failed", "blocked"]
 OK_STATUSES = ("built", "verified", "cached", "pulled")
 
 
 class RemoteCache(Protocol):
-    def fetch(self, node: Node, key: str, log: Path) -> dict[str, Any] | None: ...
+    def fetch(self, node: Node, key: str, log: Path) -> Artifact | None: ...
 
-    def store(self, node: Node, key: str, artifact: Mapping[str, Any], log: Path) -> None: ...
+    def store(self, node: Node, key: str, artifact: Artifact, log: Path) -> None: ...
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Outcome:
     status: Status
     key: str
     seconds: float = 0.0
-    artifact: dict[str, Any] = field(default_factory=dict)
+    artifact: Artifact | None = None  # a failure may keep one too (a verification's counts)
     log: str | None = None
     error: str | None = None
     reasons: list[str] = field(default_factory=list)
@@ -53,11 +53,24 @@ class Outcome:
     def ok(self) -> bool:
         return self.status in OK_STATUSES
 
+    def produced(self, model: type[A]) -> A:
+        """The artifact as ``model`` (its kind's artifact model), for callers that know the kind."""
+        if not isinstance(self.artifact, model):
+            raise GuestforgeError(f"internal: {self.node_id} recorded {type(self.artifact).__name__}, "
+                                  f"not {model.__name__}")
+        return self.artifact
+
 
 class Reporter(Protocol):
     def started(self, node: Node, reasons: list[str]) -> None: ...
 
     def finished(self, node: Node, outcome: Outcome) -> None: ...
+
+
+def _artifact_of(outcome: Outcome) -> Artifact:
+    if outcome.artifact is None:
+        raise GuestforgeError(f"internal: {outcome.node_id} succeeded without an artifact")
+    return outcome.artifact
 
 
 def log_path(logs_dir: Path, node: Node) -> Path:
@@ -75,11 +88,13 @@ def stale_reasons(graph: Graph, index: Index, node_id: str) -> list[str]:
     return diff_manifests(previous.manifest, graph.manifests[node_id]) or ["inputs changed"]
 
 
-def same_artifact(before: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
+def same_artifact(before: Artifact | None, now: Artifact | None) -> bool:
     """The same artifact: the very record (a parent reused), or a rebuild with the same ``content``."""
-    if dict(before) == dict(now):
+    if before is None or now is None:
+        return False
+    if before == now:
         return True
-    return before.get(CONTENT) is not None and before.get(CONTENT) == now.get(CONTENT)
+    return before.content() is not None and before.content() == now.content()
 
 
 @dataclass(frozen=True)
@@ -164,7 +179,8 @@ class Executor:
         if self.force:
             return None
         entry = self.index.get(self.graph.keys[node.id])
-        if entry is not None and entry.ok and self.actions[node.kind].exists(entry.artifact):
+        if (entry is not None and entry.ok and entry.artifact is not None
+                and self.actions[node.kind].exists(entry.artifact)):
             return Reuse(entry)
         return self._same_content(node, done)
 
@@ -187,7 +203,7 @@ class Executor:
             then = self.index.get(old_parents[parent])
             if then is None or not then.ok or not same_artifact(then.artifact, done[parent].artifact):
                 return None
-        if not self.actions[node.kind].exists(previous.artifact):
+        if previous.artifact is None or not self.actions[node.kind].exists(previous.artifact):
             return None
         return Reuse(previous, [f"input {p} rebuilt with the same content" for p in changed])
 
@@ -213,6 +229,7 @@ class Executor:
         """Put a reused artifact back in place (an image's tags) and record an early-cutoff reuse under
         today's key, so the next run is a plain hit."""
         entry = reuse.entry
+        assert entry.artifact is not None  # a reuse was decided on an existing artifact
         restore = getattr(self.actions[node.kind], "restore", None)
         if restore is not None:
             restore(entry.artifact)
@@ -236,8 +253,10 @@ class Executor:
         if artifact is None:
             workdir = self.build_dir / "work" / re.sub(r"[^A-Za-z0-9_.-]", "_", node.id)
             workdir.mkdir(parents=True, exist_ok=True)
-            parents = {p: Parent(p, self.graph.nodes[p].kind, done[p].artifact) for p in node.parents}
+            parents = {p: Parent(p, self.graph.nodes[p].kind, _artifact_of(done[p])) for p in node.parents}
             artifact = self.actions[node.kind].run(Step(node, key, parents, log, workdir, self.build_dir))
+            if not isinstance(artifact, self.graph.kinds[node.kind].artifact):
+                raise GuestforgeError(f"internal: {node.kind} produced a {type(artifact).__name__}")
             status = "verified" if self.graph.is_verification(node.id) else "built"
             if self.cache:
                 self.cache.store(node, key, artifact, log)
@@ -255,7 +274,7 @@ class Executor:
     def _failed(self, node: Node, key: str, log: Path, started: float, reasons: list[str],
                 exc: Exception) -> Outcome:
         message = str(exc) if isinstance(exc, GuestforgeError) else f"internal error: {exc!r}"
-        artifact: Artifact = exc.artifact if isinstance(exc, ArtifactFailure) else {}
+        artifact = exc.artifact if isinstance(exc, ArtifactFailure) else None
         try:
             log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("a") as out:

@@ -14,13 +14,17 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from builder.errors import GuestforgeError
+from builder.graph.kinds import KINDS, Kind
+from builder.graph.step import Artifact
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -51,7 +55,7 @@ class Entry:
     node_id: str
     kind: str
     outcome: str
-    artifact: dict[str, Any]
+    artifact: Artifact | None   # None: none kept, or recorded in a shape this version no longer reads
     manifest: dict[str, Any]
     started: float
     finished: float
@@ -65,8 +69,9 @@ class Entry:
 class Index:
     """Opened per run; thread-safe for the executor's workers (one connection, serialized)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, kinds: Mapping[str, Kind] = KINDS):
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.kinds = kinds
         self.path = path
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -85,7 +90,17 @@ class Index:
             ).fetchone()
         if row is None:
             return None
-        return Entry(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), row[6], row[7], row[8])
+        return Entry(row[0], row[1], row[2], row[3], self._artifact(row[2], row[4]), json.loads(row[5]), row[6],
+                     row[7], row[8])
+
+    def _artifact(self, kind: str, text: str) -> Artifact | None:
+        record = json.loads(text)
+        if not record or kind not in self.kinds:
+            return None
+        try:
+            return self.kinds[kind].load(record)
+        except ValidationError:  # written by an older guestforge: as good as absent, so the node runs again
+            return None
 
     def latest(self, node_id: str) -> Entry | None:
         """The last recorded result for this node, whatever its key (to explain staleness)."""
@@ -93,12 +108,13 @@ class Index:
             row = self._db.execute("SELECT key FROM latest WHERE node_id=?", (node_id,)).fetchone()
         return self.get(row[0]) if row else None
 
-    def record(self, key: str, node_id: str, kind: str, ok: bool, artifact: dict[str, Any],
+    def record(self, key: str, node_id: str, kind: str, ok: bool, artifact: Artifact | None,
                manifest: dict[str, Any], started: float, log: str | None) -> None:
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, node_id, kind, "ok" if ok else "failed", json.dumps(artifact, sort_keys=True),
+                (key, node_id, kind, "ok" if ok else "failed",
+                 json.dumps(artifact.record() if artifact is not None else {}, sort_keys=True),
                  json.dumps(manifest, sort_keys=True), started, time.time(), log),
             )
             db.execute("INSERT OR REPLACE INTO latest VALUES (?, ?)", (node_id, key))

@@ -13,29 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from builder.errors import GuestforgeError
 from builder.graph.code import import_closure
 from builder.graph.kinds import KINDS, Kind
+from builder.graph.step import Node
 from builder.graph.trees import Tree, digest
 
 Manifest = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Node:
-    """One artifact or one verification, declared with exactly its inputs."""
-
-    id: str
-    kind: str
-    title: str
-    cell: str | None = None
-    parents: tuple[str, ...] = ()
-    values: Mapping[str, Any] = field(default_factory=dict)
-    files: tuple[str, ...] = ()
-    tools: tuple[str, ...] = ()
 
 
 
@@ -51,6 +37,9 @@ class Graph:
                 raise GuestforgeError(f"internal: node {node.id} declared twice")
             if node.kind not in kinds:
                 raise GuestforgeError(f"internal: node {node.id} has unknown kind {node.kind!r}")
+            if not isinstance(node.values, kinds[node.kind].values):
+                raise GuestforgeError(f"internal: node {node.id} carries {type(node.values).__name__}; "
+                                      f"kind {node.kind} takes {kinds[node.kind].values.__name__}")
             self.nodes[node.id] = node
         self.order = _topological(self.nodes)
         self.manifests: dict[str, Manifest] = {}
@@ -128,7 +117,7 @@ def make_manifest(node: Node, tree: Tree, tools: Mapping[str, str], parent_keys:
     declared = set(node.files)
     return {
         "kind": node.kind,
-        "values": json.loads(json.dumps(node.values, sort_keys=True)),
+        "values": node.values.manifest(),
         "files": _digests(tree, declared),
         "code": _digests(tree, set(code) - declared),
         "tools": {t: tools.get(t, "unknown") for t in sorted(node.tools)},

@@ -10,15 +10,72 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
 
 from builder.errors import BuildError, GuestforgeError
 
-# An artifact field an action sets when its value alone decides the artifact (a layer's diff_id): a rebuild
-# with the same value is the same artifact for every consumer.
-CONTENT = "content"
 
-Artifact = dict[str, Any]
+class Values(BaseModel):
+    """What a node reads from the matrix and the host, typed per kind (``builder.graph.kinds``).
+
+    Its ``model_dump(mode="json")`` is the ``values`` section of the node's manifest, so every field is
+    an input of the key and nothing an action reads escapes it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def manifest(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class Artifact(BaseModel):
+    """What a node produced, typed per kind; the index and the remote cache keep its JSON."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def content(self) -> str | None:
+        """A digest that alone decides the artifact for every consumer (a layer's diff_id), if there is
+        one: a rebuild with the same content lets the graph cut off below it."""
+        return None
+
+    def record(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def identity(self) -> str | None:
+        """The digest a report shows for it (an image ID, a layer's diff_id, a manifest digest)."""
+        return None
+
+    def stored_bytes(self) -> int | None:
+        size = getattr(self, "size", None)
+        return size if isinstance(size, int) else None
+
+    def skipped_checks(self) -> tuple[str, ...]:
+        """Checks a verification skipped, each ``test: reason``."""
+        return ()
+
+    def published_refs(self) -> tuple[str, ...]:
+        """References by digest a publish produced."""
+        return ()
+
+
+A = TypeVar("A", bound=Artifact)
+V = TypeVar("V", bound=Values)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One artifact or one verification, declared with exactly its inputs."""
+
+    id: str
+    kind: str
+    title: str
+    values: Values
+    cell: str | None = None
+    parents: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -38,18 +95,28 @@ class Step:
     build directory can be moved or named relatively.
     """
 
-    node: Any  # builder.graph.model.Node (typed loosely here so this module stays a leaf)
+    node: Node
     key: str
     parents: Mapping[str, Parent]
     log: Path
     workdir: Path
     build_dir: Path
 
-    def parent(self, *kinds: str) -> Artifact:
-        """The artifact of the single parent whose node kind is one of ``kinds``."""
+    def values(self, model: type[V]) -> V:
+        """The node's values as its kind's model (the registry guarantees it; this makes it typed)."""
+        values = self.node.values
+        if not isinstance(values, model):
+            raise GuestforgeError(f"internal: {self.node.id} carries {type(values).__name__}, not {model.__name__}")
+        return values
+
+    def parent(self, model: type[A], *kinds: str) -> A:
+        """The artifact of the single parent whose node kind is one of ``kinds``, as ``model``."""
         found = [p.artifact for p in self.parents.values() if p.kind in kinds]
         if len(found) != 1:
             raise GuestforgeError(f"internal: {self.node.id} has {len(found)} parents of kind {'/'.join(kinds)}")
+        if not isinstance(found[0], model):
+            raise GuestforgeError(f"internal: {self.node.id}'s {'/'.join(kinds)} parent produced a "
+                                  f"{type(found[0]).__name__}, not a {model.__name__}")
         return found[0]
 
     def parents_of(self, *kinds: str) -> list[Parent]:
@@ -92,7 +159,7 @@ class Action(Protocol):
 
     def run(self, step: Step) -> Artifact: ...
 
-    def exists(self, artifact: Mapping[str, Any]) -> bool: ...
+    def exists(self, artifact: Artifact) -> bool: ...
 
 
 class ArtifactFailure(BuildError):

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from builder.flavors import Secrets, flavor
+from builder.matrix.models import Agent
 from builder.matrix.names import dns_label
 from builder.plan import Cell
 
@@ -27,7 +28,7 @@ def _hardened(uid: int) -> dict[str, Any]:
             "capabilities": {"drop": ["ALL"]}}
 
 
-def pod_spec(cell: Cell, agent: Mapping[str, Any], images: Mapping[str, str],
+def pod_spec(cell: Cell, agent: Agent, images: Mapping[str, str],
              agent_manager: str | None) -> dict[str, Any]:
     """The Pod for ``cell``; ``images`` maps ``datastore``/``exporter``/``agent`` to image references.
 
@@ -76,9 +77,9 @@ def pod_spec(cell: Cell, agent: Mapping[str, Any], images: Mapping[str, str],
     agent_container = {
         "name": "guest-agent",
         "image": images["agent"],
-        "securityContext": _hardened(int(agent["uid"])),
-        "volumeMounts": [{"name": "agent-config", "mountPath": agent["config_dir"], "readOnly": True},
-                         {"name": "agent-logs", "mountPath": agent["log_dir"]}],
+        "securityContext": _hardened(agent.uid),
+        "volumeMounts": [{"name": "agent-config", "mountPath": agent.config_dir, "readOnly": True},
+                         {"name": "agent-logs", "mountPath": agent.log_dir}],
     }
     containers: list[dict[str, Any]] = [database, exporter]
     volumes: list[dict[str, Any]] = [{"name": "data", "persistentVolumeClaim": {"claimName": f"{name}-data"}}]

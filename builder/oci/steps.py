@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from builder.agent.values import AgentTreeArtifact
 from builder.errors import BuildError
-from builder.graph.step import RunContext, Step
+from builder.graph.step import Artifact, RunContext, Step
 from builder.oci.engine import Engine
 from builder.oci.layers import append_layer
 from builder.oci.naming import image_ref, short
 from builder.oci.render import render
 from builder.oci.rootfs import ResolvedBase, bootstrap
+from builder.oci.values import (AllInOneValues, BaseValues, DatastoreValues, DebugValues, ExporterValues,
+                                ImageArtifact, UpstreamValues)
 from builder.paths import CONTAINER_SPECS, REPO
 
 KEY_LABEL = "io.guestforge.key"
 __all__ = ["KEY_LABEL", "short"]
 
 
-def node_image(step: Step) -> tuple[str, str]:
+def node_image(step: Step, values: BaseValues | DebugValues | DatastoreValues | UpstreamValues | ExporterValues
+               | AllInOneValues) -> tuple[str, str]:
     """(content-addressed ref, moving tag) of the image ``step`` produces."""
-    return image_ref(step.node.kind, step.node.values, step.key)
+    return image_ref(values, step.key)
 
 
 class ImageAction:
@@ -37,35 +39,36 @@ class ImageAction:
         engine: Engine = self.ctx.engine
         return engine
 
-    def exists(self, artifact: Mapping[str, Any]) -> bool:
+    def exists(self, artifact: Artifact) -> bool:
         """The image recorded for this key is still in the engine (by ID)."""
-        image_id = str(artifact.get("id", ""))
-        return bool(image_id) and self.engine.image(image_id) is not None
+        return isinstance(artifact, ImageArtifact) and self.engine.image(artifact.id) is not None
 
-    def restore(self, artifact: Mapping[str, Any]) -> None:
+    def restore(self, artifact: Artifact) -> None:
         """Point the tags back at the recorded image: another build dir may have moved them (same key,
         a base rebuilt byte-differently)."""
-        image_id = str(artifact["id"])
-        for ref in (artifact.get("ref"), artifact.get("tag")):
-            current = self.engine.image(str(ref)) if ref else None
-            if ref and (current is None or current.id != image_id):
-                self.engine.tag(image_id, str(ref))
+        assert isinstance(artifact, ImageArtifact)
+        for ref in (artifact.ref, artifact.tag):
+            current = self.engine.image(ref)
+            if current is None or current.id != artifact.id:
+                self.engine.tag(artifact.id, ref)
 
-    def _artifact(self, step: Step, ref: str, moving: str, image_id: str, **extra: Any) -> dict[str, Any]:
+    def _artifact(self, ref: str, moving: str, image_id: str, agent_layer: str | None = None,
+                  upstream: str | None = None) -> ImageArtifact:
         self.engine.tag(image_id, moving)
         image = self.engine.image(image_id)
         assert image is not None
-        return {"ref": ref, "tag": moving, "id": image_id, "size": int(image.attrs.get("Size", 0)),
-                "layers": list(image.attrs["RootFS"]["Layers"]), **extra}
+        return ImageArtifact(ref=ref, tag=moving, id=image_id, size=int(image.attrs.get("Size", 0)),
+                             layers=tuple(image.attrs["RootFS"]["Layers"]), agent_layer=agent_layer,
+                             upstream=upstream)
 
 
 class BaseAction(ImageAction):
     """mmdebstrap the suite, import it, delete the tarball (the image is the artifact)."""
 
-    def run(self, step: Step) -> dict[str, Any]:
-        v = step.node.values
-        resolved = ResolvedBase(v["name"], v["suite"], v["archive"], v["security"], tuple(v["components"]))
-        ref, moving = node_image(step)
+    def run(self, step: Step) -> ImageArtifact:
+        v = step.values(BaseValues)
+        resolved = ResolvedBase(v.name, v.suite, v.archive, v.security, v.components)
+        ref, moving = node_image(step, v)
         tar = step.workdir / "rootfs.tar"
         try:
             bootstrap(resolved, tar, step.log)
@@ -73,32 +76,33 @@ class BaseAction(ImageAction):
                                                  step.log)
         finally:
             tar.unlink(missing_ok=True)
-        return self._artifact(step, ref, moving, image_id)
+        return self._artifact(ref, moving, image_id)
 
 
 class TemplateAction(ImageAction):
-    """Render ``template`` with the node's values (+ the base image) and build it."""
+    """Render ``template`` with the node's values (+ the base image) and build it; the files under the
+    node's ``context_dirs`` (declared inputs) are the build context."""
 
     template = ""
-    context_dirs: tuple[str, ...] = ()
+    values_model: type[DebugValues | DatastoreValues | ExporterValues] = DebugValues
 
-    def context_files(self, step: Step) -> dict[str, bytes | Path]:
+    def context_dirs(self, values: DebugValues | DatastoreValues | ExporterValues) -> tuple[str, ...]:
+        return ()
+
+    def run(self, step: Step) -> ImageArtifact:
+        values = step.values(self.values_model)
+        base = step.parent(ImageArtifact, "base")
+        text = render(self.template, {"base_image": base.ref, **values.model_dump(mode="json")}, CONTAINER_SPECS)
+        (step.workdir / "Containerfile").write_text(text)
+        ref, moving = node_image(step, values)
         files: dict[str, bytes | Path] = {}
         for rel in step.node.files:
-            for prefix in self.context_dirs:
-                directory = prefix.format(**step.node.values.get("cell", {}))
+            for directory in self.context_dirs(values):
                 if rel.startswith(directory + "/") and not rel.endswith(".j2"):
                     files[rel[len(directory) + 1:]] = REPO / rel
-        return files
-
-    def run(self, step: Step) -> dict[str, Any]:
-        base = step.parent("base")
-        text = render(self.template, {"base_image": base["ref"], **step.node.values}, CONTAINER_SPECS)
-        (step.workdir / "Containerfile").write_text(text)
-        ref, moving = node_image(step)
-        files = {**self.context_files(step), "Containerfile": text.encode()}
+        files["Containerfile"] = text.encode()
         image_id = self.engine.build(files, ref, step.log, labels={KEY_LABEL: step.key})
-        return self._artifact(step, ref, moving, image_id)
+        return self._artifact(ref, moving, image_id)
 
 
 class DebugAction(TemplateAction):
@@ -107,11 +111,16 @@ class DebugAction(TemplateAction):
 
 class DatastoreAction(TemplateAction):
     template = "datastore.Containerfile.j2"
-    context_dirs = ("container_specs/flavors/common", "container_specs/flavors/{flavor}")
+    values_model = DatastoreValues
+
+    def context_dirs(self, values: DebugValues | DatastoreValues | ExporterValues) -> tuple[str, ...]:
+        assert isinstance(values, DatastoreValues)
+        return ("container_specs/flavors/common", f"container_specs/flavors/{values.cell.flavor}")
 
 
 class ExporterAction(TemplateAction):
     template = "exporter.Containerfile.j2"
+    values_model = ExporterValues
 
 
 def config_cache(ctx: RunContext) -> Path:
@@ -122,21 +131,24 @@ def config_cache(ctx: RunContext) -> Path:
 class AllInOneAction(ImageAction):
     """Datastore image + the agent tree as one top layer (the same blob in every cell)."""
 
-    def run(self, step: Step) -> dict[str, Any]:
-        datastore, tree = step.parent("datastore", "upstream"), step.parent("agent-tree")
-        ref, moving = node_image(step)
-        labels = {**step.node.values["labels"], KEY_LABEL: step.key, "io.guestforge.agent.layer": tree["diff_id"]}
-        result = append_layer(self.engine, datastore["ref"], step.path(tree["path"]), ref, step.log, labels=labels,
-                              comment=f"guestforge agent layer {tree.get('version', '')}", diff_id=tree["diff_id"],
+    def run(self, step: Step) -> ImageArtifact:
+        values = step.values(AllInOneValues)
+        datastore = step.parent(ImageArtifact, "datastore", "upstream")
+        tree = step.parent(AgentTreeArtifact, "agent-tree")
+        ref, moving = node_image(step, values)
+        labels = {**values.labels, KEY_LABEL: step.key, "io.guestforge.agent.layer": tree.diff_id}
+        result = append_layer(self.engine, datastore.ref, step.path(tree.path), ref, step.log, labels=labels,
+                              comment=f"guestforge agent layer {tree.version}", diff_id=tree.diff_id,
                               config_cache=config_cache(self.ctx))
-        return self._artifact(step, ref, moving, result.image_id, agent_layer=result.diff_id)
+        return self._artifact(ref, moving, result.image_id, agent_layer=result.diff_id)
 
 
 class UpstreamAction(ImageAction):
     """An upstream image pinned by digest: pulled (from a registry the host reaches), never modified."""
 
-    def run(self, step: Step) -> dict[str, Any]:
-        image_ref_pinned: str = step.node.values["image"]
+    def run(self, step: Step) -> ImageArtifact:
+        values = step.values(UpstreamValues)
+        image_ref_pinned = values.image
         image = self.engine.image(image_ref_pinned)
         if image is None:
             with step.log.open("a") as out:
@@ -148,6 +160,6 @@ class UpstreamAction(ImageAction):
             image = self.engine.image(image_ref_pinned)
         if image is None:
             raise BuildError(f"{image_ref_pinned} not present after pull", str(step.log))
-        ref, moving = node_image(step)
+        ref, moving = node_image(step, values)
         self.engine.tag(str(image.id), ref)
-        return self._artifact(step, ref, moving, str(image.id), upstream=image_ref_pinned)
+        return self._artifact(ref, moving, str(image.id), upstream=image_ref_pinned)

@@ -15,17 +15,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from builder.cache.oci_client import TITLE, Registry
 from builder.errors import BuildError
-from builder.graph.step import RunContext, Step
+from builder.graph.step import Artifact, RunContext, Step
 from builder.oci.engine import Engine
 from builder.oci.k8s import check_pod
 from builder.oci.naming import short
 from builder.oci.podspec import to_yaml
+from builder.oci.values import FileArtifact, ImageArtifact
+from builder.publish.values import (PublishDiskValues, PublishedDisk, PublishedImage, PublishedImages,
+                                    PublishImagesValues)
+from builder.vm.values import GuestImagesArtifact
 from builder.publish.refs import pin_pod_images, pinned, remote_ref
 
 IMAGE_ROLES = ("datastore", "aio", "exporter", "agent-image")  # parent kinds whose images a cell ships
@@ -74,26 +77,27 @@ class PublishImagesAction:
         engine: Engine = self.ctx.engine
         return engine
 
-    def exists(self, artifact: Mapping[str, Any]) -> bool:
-        return (bool(artifact.get("path")) and (self.ctx.build_dir / str(artifact["path"])).is_file()
-                and _still_there(artifact.get("pushed", {})))
+    def exists(self, artifact: Artifact) -> bool:
+        return (isinstance(artifact, PublishedImages) and (self.ctx.build_dir / artifact.path).is_file()
+                and _still_there(artifact.pushed))
 
-    def run(self, step: Step) -> dict[str, Any]:
-        host, prefix = step.node.values["registry"], step.node.values["prefix"]
+    def run(self, step: Step) -> PublishedImages:
+        values = step.values(PublishImagesValues)
+        host, prefix = values.registry, values.prefix
         pushed: dict[str, str] = {}  # remote ref -> manifest digest
-        images: dict[str, dict[str, str]] = {}  # role -> ref, digest, pinned
+        images: dict[str, PublishedImage] = {}  # by role
         by_local: dict[str, str] = {}  # local ref -> pinned remote (for the pod spec)
         for role in IMAGE_ROLES:
-            local = step.parent(*((role, "upstream") if role == "datastore" else (role,)))
-            refs = [remote_ref(str(local["ref"]), host, prefix), remote_ref(str(local["tag"]), host, prefix)]
-            digests = {ref: self.engine.push(str(local["id"]), ref, step.log) for ref in refs}
+            local = step.parent(ImageArtifact, *((role, "upstream") if role == "datastore" else (role,)))
+            refs = [remote_ref(local.ref, host, prefix), remote_ref(local.tag, host, prefix)]
+            digests = {ref: self.engine.push(local.id, ref, step.log) for ref in refs}
             if len(set(digests.values())) != 1:
-                raise BuildError(f"the registry gave {local['id']} two digests: {digests}", str(step.log))
+                raise BuildError(f"the registry gave {local.id} two digests: {digests}", str(step.log))
             pushed.update(digests)
-            images[role] = {"ref": refs[0], "tag": refs[1], "digest": digests[refs[0]],
-                            "pinned": pinned(refs[0], digests[refs[0]]), "id": str(local["id"])}
-            by_local[str(local["ref"])] = images[role]["pinned"]
-        pod = yaml.safe_load(step.path(step.parent("pod")["path"]).read_text())
+            images[role] = PublishedImage(ref=refs[0], tag=refs[1], digest=digests[refs[0]],
+                                          pinned=pinned(refs[0], digests[refs[0]]), id=local.id)
+            by_local[local.ref] = images[role].pinned
+        pod = yaml.safe_load(step.path(step.parent(FileArtifact, "pod").path).read_text())
         doc = pin_pod_images(pod, by_local)
         problems = check_pod(doc)
         if problems:
@@ -102,9 +106,9 @@ class PublishImagesAction:
         path = _write(self.artifacts / cell / "published" / f"pod-{short(step.key)}.yaml", to_yaml(doc, step.key))
         _write(self.artifacts / cell / "pod.published.yaml", path.read_text())  # the latest, at a fixed path
         with step.log.open("a") as out:
-            out.writelines(f"published {i['pinned']} ({i['tag']})\n" for i in images.values())
-        return {"images": images, "pushed": pushed, "path": step.rel(path), "size": path.stat().st_size,
-                "digest": images["datastore"]["digest"]}
+            out.writelines(f"published {i.pinned} ({i.tag})\n" for i in images.values())
+        return PublishedImages(images=images, pushed=pushed, path=step.rel(path), size=path.stat().st_size,
+                               digest=images["datastore"].digest)
 
 
 class PublishDiskAction:
@@ -113,12 +117,12 @@ class PublishDiskAction:
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
 
-    def exists(self, artifact: Mapping[str, Any]) -> bool:
-        return _still_there(artifact.get("pushed", {}))
+    def exists(self, artifact: Artifact) -> bool:
+        return isinstance(artifact, PublishedDisk) and _still_there(artifact.pushed)
 
-    def run(self, step: Step) -> dict[str, Any]:
-        v = step.node.values
-        target, files = v["target"], step.parent("guest-image")["files"]
+    def run(self, step: Step) -> PublishedDisk:
+        v = step.values(PublishDiskValues)
+        target, files = v.target, step.parent(GuestImagesArtifact, "guest-image").files
         roles = ["vm"] if target == "vm" else ["baremetal", "partition", "kernel", "ramdisk"]
         layers = []
         for role in roles:
@@ -129,14 +133,14 @@ class PublishDiskAction:
         layers.append((manifest, DISK_MEDIA[".json"], {TITLE: manifest.name,
                                                         "io.guestforge.role": "manifest"}))
         config = json.dumps(json.loads(manifest.read_text()), sort_keys=True).encode()
-        host, prefix = v["registry"], v["prefix"]
+        host, prefix = v.registry, v.prefix
         registry = Registry(host)
-        repo = f"{prefix}/{v['datastore']}"
-        tags = [f"{v['version']}-{target}-{short(step.key)}", f"{v['version']}-{target}"]
+        repo = f"{prefix}/{v.datastore}"
+        tags = [f"{v.version}-{target}-{short(step.key)}", f"{v.version}-{target}"]
         digest = registry.put_artifact(repo, tags, DISK_TYPE, config, layers)
         ref = f"{host}/{repo}:{tags[0]}"
         with step.log.open("a") as out:
             out.write(f"published {pinned(ref, digest)} ({len(layers)} files)\n")
-        return {"ref": ref, "digest": digest, "pinned": pinned(ref, digest),
-                "pushed": {f"{host}/{repo}:{tag}": digest for tag in tags},
-                "uploaded": [step.rel(p) for p, _, _ in layers]}
+        return PublishedDisk(ref=ref, digest=digest, pinned=pinned(ref, digest),
+                             pushed={f"{host}/{repo}:{tag}": digest for tag in tags},
+                             uploaded=tuple(step.rel(p) for p, _, _ in layers))

@@ -14,7 +14,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from builder.errors import ToolError
 from builder.paths import REPO
@@ -48,12 +47,6 @@ class SuiteResult:
         idle = f"; every test skipped in {', '.join(self.idle)}" if self.idle else ""
         return (f"{state}: {self.tests} tests, {self.failures} failed, {self.errors} errors, "
                 f"{self.skipped} skipped in {self.duration:.1f}s{idle} (log: {self.log})")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "tests": self.tests, "failures": self.failures, "errors": self.errors,
-                "skipped": self.skipped, "duration": round(self.duration, 1), "exit_code": self.exit_code,
-                "log": str(self.log), "junit": str(self.junit), "run_id": self.run_id, "skips": list(self.skips),
-                "idle": list(self.idle)}
 
 
 def new_run_id() -> str:

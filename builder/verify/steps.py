@@ -6,36 +6,33 @@ runs is exactly what the verification key hashes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from builder.agent.values import AgentTreeArtifact
 from builder.errors import BuildError
-from builder.graph.step import ArtifactFailure, RunContext, Step
+from builder.graph.step import Artifact, ArtifactFailure, RunContext, Step
+from builder.oci.values import ImageArtifact
 from builder.paths import REPO
-from builder.spec import AgentContext, CellSpec, VerifyContext
+from builder.spec import AgentContext, VerifyContext
 from builder.verify.runner import run_suite
+from builder.verify.values import SuiteArtifact, SuiteValues
 
 # The images a suite may ask for, by the parent node's kind -> the context's role name.
 IMAGE_ROLES = {"datastore": "datastore", "upstream": "datastore", "exporter": "exporter", "debug": "debug",
                "agent-image": "agent", "aio": "aio"}
 
 
-def _images(step: Step) -> dict[str, str]:
-    return {IMAGE_ROLES[p.kind]: str(p.artifact["ref"]) for p in step.parents.values()
-            if p.kind in IMAGE_ROLES and "ref" in p.artifact}
+def _images(step: Step) -> dict[str, str | None]:
+    return {IMAGE_ROLES[p.kind]: p.artifact.ref for p in step.parents.values()
+            if p.kind in IMAGE_ROLES and isinstance(p.artifact, ImageArtifact)}
 
 
 def context_for(step: Step) -> VerifyContext:
     """The suites' context from exactly the node's values and its parents' artifacts."""
-    values = step.node.values
-    cell = agent = None
-    if "cell" in values:
-        cell = CellSpec.model_validate({**values["cell"], "exporter": values.get("exporter")})
-    if "agent" in values:
-        trees = step.parents_of("agent-tree")
-        agent = AgentContext.model_validate({**values["agent"],
-                                             "layer_diff_id": trees[0].artifact.get("diff_id") if trees else None})
-    return VerifyContext(images=_images(step), cell=cell, agent=agent)
+    values = step.values(SuiteValues)
+    agent = None
+    if values.agent is not None:
+        trees = [p.artifact for p in step.parents_of("agent-tree") if isinstance(p.artifact, AgentTreeArtifact)]
+        agent = AgentContext(**values.agent.model_dump(), layer_diff_id=trees[0].diff_id if trees else None)
+    return VerifyContext(images=_images(step), cell=values.cell, agent=agent)
 
 
 class VerifyAction:
@@ -44,16 +41,20 @@ class VerifyAction:
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
 
-    def exists(self, artifact: Mapping[str, Any]) -> bool:
-        return bool(artifact.get("passed"))
+    def exists(self, artifact: Artifact) -> bool:
+        return isinstance(artifact, SuiteArtifact) and artifact.passed
 
-    def run(self, step: Step) -> dict[str, Any]:
-        files = [REPO / f for f in step.node.values.get("suites", [])]
+    def run(self, step: Step) -> SuiteArtifact:
+        files = [REPO / f for f in step.values(SuiteValues).suites]
         if not files:
             raise BuildError(f"{step.node.id}: no testinfra files declared", str(step.log))
         junit = step.log.with_suffix(".junit.xml")
         result = run_suite(context_for(step), files, step.log, junit)
-        artifact = {**result.as_dict(), "suites": [str(f.relative_to(REPO)) for f in files]}
+        artifact = SuiteArtifact(
+            passed=result.passed, tests=result.tests, failures=result.failures, errors=result.errors,
+            skipped=result.skipped, duration=round(result.duration, 1), exit_code=result.exit_code,
+            log=str(result.log), junit=str(result.junit), run_id=result.run_id, skips=result.skips,
+            idle=result.idle, suites=tuple(str(f.relative_to(REPO)) for f in files))
         if not result.passed:
             raise ArtifactFailure(result.summary(), str(step.log), artifact)
         return artifact

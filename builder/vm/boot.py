@@ -46,9 +46,6 @@ class BootReport:
     passed: bool
     junit: Path | None
 
-    def as_dict(self) -> dict[str, object]:
-        return {**vars(self), "console_log": str(self.console_log), "junit": str(self.junit) if self.junit else None}
-
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -10,28 +10,24 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
+from builder.agent.values import AgentTreeArtifact
 from builder.errors import BuildError
-from builder.graph.step import RunContext, Step
-from builder.matrix.models import Agent
+from builder.graph.step import Artifact, RunContext, Step
 from builder.oci.engine import Engine
 from builder.oci.naming import short
 from builder.oci.rootfs import ResolvedBase
+from builder.oci.values import ImageArtifact
 from builder.plan import Cell
 from builder.vm import hostcaps
 from builder.vm.boot import boot_and_verify
 from builder.vm.images import GuestBase, build_cell_images, build_guest_base
 from builder.vm.preload import read_archive
+from builder.vm.values import (BootArtifact, BootRecord, BootValues, GuestBaseArtifact, GuestBaseValues,
+                               GuestCheckArtifact, GuestCheckValues, GuestImagesArtifact, GuestImageValues)
 from builder.vm.verify import image_spec, verify_image
-
-
-def cell_from(values: Mapping[str, Any]) -> Cell:
-    return Cell.from_values(values["cell"], values["exporter"], values.get("image"),
-                            values.get("targets", ("vm", "baremetal")))
 
 
 class FilesAction:
@@ -43,43 +39,44 @@ class FilesAction:
         self.ctx = ctx
         self.artifacts = ctx.artifacts
 
-    def exists(self, artifact: Mapping[str, Any]) -> bool:
-        files = artifact.get("files") or {}
-        return bool(files) and all((self.ctx.build_dir / str(p)).is_file() for p in files.values())
+    def exists(self, artifact: Artifact) -> bool:
+        if not isinstance(artifact, (GuestBaseArtifact, GuestImagesArtifact)):
+            return False
+        files = artifact.files
+        return bool(files) and all((self.ctx.build_dir / p).is_file() for p in files.values())
 
 
-def _size(step: Step, paths: Mapping[str, Any]) -> int:
-    return sum(step.path(str(p)).stat().st_blocks * 512 for p in paths.values())
+def _size(step: Step, paths: dict[str, str]) -> int:
+    return sum(step.path(p).stat().st_blocks * 512 for p in paths.values())
 
 
 class GuestBaseAction(FilesAction):
     """DIB: guest OS + container runtime + the agent tree, once per (suite, agent build)."""
 
-    def run(self, step: Step) -> dict[str, Any]:
-        v, tree = step.node.values, step.parent("agent-tree")
-        b = v["base"]
-        base = ResolvedBase(b["name"], b["suite"], b["archive"], b["security"], tuple(b["components"]))
-        built = build_guest_base(base, Agent(**v["agent"]), step.path(tree["path"]), step.workdir, step.log,
-                                 key=step.key, assembly=v["assembly"], dpkg_options=v["dpkg_options"],
-                                 agent_version=tree.get("version"))
-        out = self.artifacts / "guest-base" / f"{b['suite']}-{short(step.key)}"
+    def run(self, step: Step) -> GuestBaseArtifact:
+        v, tree = step.values(GuestBaseValues), step.parent(AgentTreeArtifact, "agent-tree")
+        b = v.base
+        base = ResolvedBase(b.name, b.suite, b.archive, b.security, b.components)
+        built = build_guest_base(base, v.agent, step.path(tree.path), step.workdir, step.log,
+                                 key=step.key, assembly=v.assembly, dpkg_options=list(v.dpkg_options),
+                                 agent_version=tree.version)
+        out = self.artifacts / "guest-base" / f"{b.suite}-{short(step.key)}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         files = {}
         for role, path in (("tree", built.tree), ("head", built.head), ("boot_grub", built.boot_grub)):
             if path is not None:
                 files[role] = step.rel(path.replace(out / path.name))
-        return {"key": built.key, "suite": built.suite, "assembly": built.assembly, "fs_uuid": built.fs_uuid,
-                "packages": [list(p) for p in built.packages], "agent": dict(built.agent), "files": files,
-                "size": _size(step, files), "build_seconds": built.seconds}
+        return GuestBaseArtifact(key=built.key, suite=built.suite, assembly=built.assembly, fs_uuid=built.fs_uuid,
+                                 packages=built.packages, agent=dict(built.agent), files=files,
+                                 size=_size(step, files), build_seconds=built.seconds)
 
 
-def guest_base_from(step: Step, artifact: Mapping[str, Any]) -> GuestBase:
-    files = artifact["files"]
-    return GuestBase(key=artifact["key"], suite=artifact["suite"], assembly=artifact["assembly"],
-                     tree=step.path(files["tree"]), fs_uuid=artifact["fs_uuid"],
-                     packages=tuple((n, ver) for n, ver in artifact["packages"]), agent=artifact["agent"],
-                     head=step.path(files["head"]) if "head" in files else None,
+def guest_base_from(step: Step, artifact: GuestBaseArtifact) -> GuestBase:
+    files = artifact.files
+    return GuestBase(key=artifact.key, suite=artifact.suite, assembly=artifact.assembly,
+                     tree=step.path(files["tree"]), fs_uuid=artifact.fs_uuid, packages=artifact.packages,
+                     agent=artifact.agent, head=step.path(files["head"]) if "head" in files else None,
                      boot_grub=step.path(files["boot_grub"]) if "boot_grub" in files else None)
 
 
@@ -91,11 +88,11 @@ class GuestImageAction(FilesAction):
         engine: Engine = self.ctx.engine
         return engine
 
-    def _save(self, image: Mapping[str, Any], path: Path) -> Path:
+    def _save(self, image: ImageArtifact, path: Path) -> Path:
         """``docker save`` the parent's image under its keyed tag. The tag is shared by every build dir on
         the engine, and another one may rebuild the same key byte-differently and move it at any moment:
         point it at the recorded image, save, and check that the archive holds that very image."""
-        ref, image_id = str(image["ref"]), str(image["id"])
+        ref, image_id = image.ref, image.id
         for _ in range(3):
             self.engine.tag(image_id, ref)
             with path.open("wb") as out:
@@ -105,18 +102,20 @@ class GuestImageAction(FilesAction):
         raise BuildError(f"{ref} kept moving away from {image_id} while it was saved (another build of the "
                          "same key on this engine?); run again", str(path))
 
-    def run(self, step: Step) -> dict[str, Any]:
-        v = step.node.values
-        cell = cell_from(v)
-        datastore, exporter = step.parent("datastore", "upstream"), step.parent("exporter")
+    def run(self, step: Step) -> GuestImagesArtifact:
+        v = step.values(GuestImageValues)
+        cell = Cell.from_spec(v.cell, v.image, v.targets)
+        datastore = step.parent(ImageArtifact, "datastore", "upstream")
+        exporter = step.parent(ImageArtifact, "exporter")
         outdir = self.artifacts / cell.name
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:  # two exports at once: the engine streams both
                 saving = [pool.submit(self._save, image, step.workdir / f"{role}.tar")
                           for role, image in (("datastore", datastore), ("exporter", exporter))]
                 ds_archive, ex_archive = (f.result() for f in saving)
-            built = build_cell_images(guest_base_from(step, step.parent("guest-base")), cell, ds_archive, ex_archive,
-                                      v["targets"], outdir, step.log, inputs={"key": step.key})
+            base = guest_base_from(step, step.parent(GuestBaseArtifact, "guest-base"))
+            built = build_cell_images(base, cell, ds_archive, ex_archive, list(v.targets), outdir, step.log,
+                                      inputs={"key": step.key})
         finally:
             for tmp in step.workdir.glob("*.tar"):
                 tmp.unlink()
@@ -125,10 +124,10 @@ class GuestImageAction(FilesAction):
             files[target] = step.rel(image.image)
             files[f"{target}-manifest"] = step.rel(image.manifest)
             files.update({role: step.rel(p) for role, p in image.files.items()})
-        return {"files": files, "size": _size(step, files), "preloaded": {"datastore": datastore["id"],
-                                                                     "exporter": exporter["id"]},
-                "refs": {"datastore": datastore["ref"], "exporter": exporter["ref"]},
-                "build_seconds": max((i.seconds for i in built.values()), default=0.0)}
+        return GuestImagesArtifact(files=files, size=_size(step, files),
+                                   preloaded={"datastore": datastore.id, "exporter": exporter.id},
+                                   refs={"datastore": datastore.ref, "exporter": exporter.ref},
+                                   build_seconds=max((i.seconds for i in built.values()), default=0.0))
 
 
 class GuestVerifyAction:
@@ -139,20 +138,20 @@ class GuestVerifyAction:
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
 
-    def exists(self, artifact: Mapping[str, Any]) -> bool:
-        return bool(artifact.get("passed"))
+    def exists(self, artifact: Artifact) -> bool:
+        return isinstance(artifact, GuestCheckArtifact) and artifact.passed
 
-    def run(self, step: Step) -> dict[str, Any]:
-        v, images = step.node.values, step.parent("guest-image")
-        target = v["target"]
-        image = step.path(images["files"][target])
-        refs, ids = images["refs"], images["preloaded"]
-        spec = image_spec(cell=v["cell"]["name"], flavor=v["cell"]["flavor"], agent=Agent(**v["agent"]),
+    def run(self, step: Step) -> GuestCheckArtifact:
+        v, images = step.values(GuestCheckValues), step.parent(GuestImagesArtifact, "guest-image")
+        target = v.target
+        image = step.path(images.files[target])
+        refs, ids = images.refs, images.preloaded
+        spec = image_spec(cell=v.cell.name, flavor=v.cell.flavor, agent=v.agent,
                           image_ids={refs[role]: ids[role] for role in ("datastore", "exporter")})
         # vm: the qcow2; baremetal: the whole-disk raw and the partition image Ironic deploys with its kernel
         checked = [(image, "qcow2" if target == "vm" else "raw")]
         if target == "baremetal":
-            checked.append((step.path(images["files"]["partition"]), "raw"))
+            checked.append((step.path(images.files["partition"]), "raw"))
         junits = []
         for path, fmt in checked:
             report = verify_image(path, fmt, spec, step.workdir / path.name, step.log)
@@ -160,7 +159,7 @@ class GuestVerifyAction:
                 raise BuildError(f"{target} image checks failed for {path.name} (junit: {report.junit})",
                                  str(step.log))
             junits.append(str(report.junit))
-        return {"passed": True, "images": [step.rel(p) for p, _ in checked], "junit": junits}
+        return GuestCheckArtifact(passed=True, images=tuple(step.rel(p) for p, _ in checked), junit=tuple(junits))
 
 
 class BootAction:
@@ -173,8 +172,8 @@ class BootAction:
         self._accel: str | None = None
         self._lock = threading.Lock()
 
-    def exists(self, artifact: Mapping[str, Any]) -> bool:
-        return bool(artifact.get("passed"))
+    def exists(self, artifact: Artifact) -> bool:
+        return isinstance(artifact, BootArtifact) and artifact.passed
 
     def accel(self, log: Path) -> str:
         """Probe KVM once per boot of the host (cached in the build dir): it takes seconds."""
@@ -189,17 +188,20 @@ class BootAction:
                 self._accel = "kvm" if known["kvm"] else "tcg"
             return self._accel
 
-    def run(self, step: Step) -> dict[str, Any]:
-        v, images = step.node.values, step.parent("guest-image")
-        cell, agent = cell_from(v), Agent(**v["agent"])
+    def run(self, step: Step) -> BootArtifact:
+        v, images = step.values(BootValues), step.parent(GuestImagesArtifact, "guest-image")
+        cell = Cell.from_spec(v.cell, v.image, ("vm",))
         accel = self.accel(step.log)
-        reports = {}
-        for firmware in v["firmware"]:
-            report = boot_and_verify(step.path(images["files"]["vm"]), "qcow2", cell, agent, images["preloaded"],
+        reports: dict[str, BootRecord] = {}
+        for firmware in v.firmware:
+            report = boot_and_verify(step.path(images.files["vm"]), "qcow2", cell, v.agent, images.preloaded,
                                      step.workdir / firmware, step.log, accel=accel,  # type: ignore[arg-type]
                                      firmware=firmware, run_suite=firmware == "bios")
-            reports[firmware] = report.as_dict()
+            reports[firmware] = BootRecord(
+                firmware=report.firmware, accel=report.accel, seconds_to_ssh=report.seconds_to_ssh,
+                seconds_to_db_ready=report.seconds_to_db_ready, console_log=str(report.console_log),
+                passed=report.passed, junit=str(report.junit) if report.junit else None)
             if not report.passed:
                 raise BuildError(f"{firmware} boot checks failed (console: {report.console_log})", str(step.log))
-        return {"passed": True, "accel": accel, "boots": reports,
-                "seconds_to_db_ready": {f: r["seconds_to_db_ready"] for f, r in reports.items()}}
+        return BootArtifact(passed=True, accel=accel, boots=reports,
+                            seconds_to_db_ready={f: r.seconds_to_db_ready for f, r in reports.items()})

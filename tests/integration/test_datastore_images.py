@@ -15,6 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from builder.oci.values import ImageArtifact
 from builder.matrix import Matrix
 from builder.oci.engine import Engine
 from builder.oci.render import render
@@ -53,8 +54,8 @@ def images(gate: RunResult) -> dict[str, dict[str, str]]:
         if node_id.startswith("datastore:"):
             cell = node_id.split(":", 1)[1]
             exporter = next(p for p in gate.graph.nodes[f"pod:{cell}"].parents if p.startswith("exporter:"))
-            out[cell] = {"datastore": outcome.artifact["ref"], "exporter": gate.outcomes[exporter].artifact["ref"],
-                         "debug": gate.outcomes["debug"].artifact["ref"]}
+            out[cell] = {"datastore": outcome.produced(ImageArtifact).ref, "exporter": gate.outcomes[exporter].produced(ImageArtifact).ref,
+                         "debug": gate.outcomes["debug"].produced(ImageArtifact).ref}
     return out
 
 
@@ -84,7 +85,7 @@ def leftovers(run_id: str) -> list[str]:
 def test_labels_reach_the_image_unmangled(gate: RunResult, engine: Engine, created: list[str],
                                          workdir: Path) -> None:
     """Label values are data: quotes, $ and backslashes survive the Containerfile parser unchanged."""
-    base = gate.outcomes["base:debian:bookworm"].artifact["ref"]
+    base = gate.outcomes["base:debian:bookworm"].produced(ImageArtifact).ref
     text = render("debug.Containerfile.j2", {"base_image": base, "labels": {"org.opencontainers.image.description":
                                                                            AWKWARD_LABEL}})
     engine.build({"Containerfile": text.encode()}, f"{REPO}:labels", workdir / "build.log",

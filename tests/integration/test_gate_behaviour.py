@@ -11,6 +11,8 @@ import pytest
 import requests
 import yaml
 
+from builder.agent.values import AgentTreeArtifact
+from builder.oci.values import FileArtifact, ImageArtifact
 from builder.cache.registry import RegistryCache
 from builder.cli.main import main
 from builder.matrix import Matrix, parse_matrix
@@ -62,16 +64,16 @@ def test_registry_cache_pulls_instead_of_building(registry: str, matrix: Matrix,
                      cache=RegistryCache(f"{registry}/{prefix}", engine, second_dir))
     assert second.ok
     assert {o.status for o in second.outcomes.values()} == {"pulled"}, {n: o.status for n, o in second.outcomes.items()}
-    tree = second.outcomes["agent-tree"].artifact
-    assert second.path(tree["path"]).is_file() and second.path(tree["path"]).is_relative_to(second_dir)
-    assert tree["diff_id"] == first.outcomes["agent-tree"].artifact["diff_id"]
-    assert second.path(second.outcomes["pod:redis-7.0"].artifact["path"]).read_text() == \
-        first.path(first.outcomes["pod:redis-7.0"].artifact["path"]).read_text()
+    tree = second.outcomes["agent-tree"].produced(AgentTreeArtifact)
+    assert second.path(tree.path).is_file() and second.path(tree.path).is_relative_to(second_dir)
+    assert tree.diff_id == first.outcomes["agent-tree"].produced(AgentTreeArtifact).diff_id
+    assert second.path(second.outcomes["pod:redis-7.0"].produced(FileArtifact).path).read_text() == \
+        first.path(first.outcomes["pod:redis-7.0"].produced(FileArtifact).path).read_text()
 
 
 def test_upstream_image_pinned_by_digest(gate: RunResult, registry: str, tmp_path: Path, engine: Engine) -> None:
     """Push an image we built to the local registry, declare it upstream-style, verify the cell."""
-    source = gate.outcomes["datastore:postgresql-15"].artifact["ref"]
+    source = gate.outcomes["datastore:postgresql-15"].produced(ImageArtifact).ref
     repo = f"{registry}/gftest-upstream/postgres"
     engine.tag(engine.image(source).id, f"{repo}:15")  # type: ignore[union-attr]
     for line in engine.api.push(repo, tag="15", stream=True, decode=True):
@@ -87,7 +89,7 @@ def test_upstream_image_pinned_by_digest(gate: RunResult, registry: str, tmp_pat
     result = run_oci(parse_matrix(path.read_text(), str(path))[0], ["pgupstream-15"], gate.report.parent.parent,
                      engine=engine)
     assert result.ok, [(r.node, r.error) for r in result.table if r.error]
-    assert result.outcomes["datastore:pgupstream-15"].artifact["upstream"] == f"{repo}@{digest}"
+    assert result.outcomes["datastore:pgupstream-15"].produced(ImageArtifact).upstream == f"{repo}@{digest}"
     assert result.outcomes["verify-datastore:pgupstream-15"].status == "verified"
 
 
@@ -110,8 +112,8 @@ def test_publish_pushes_verified_images_and_pins_the_pod(gate: RunResult, gate_d
     assert set(status.values()) == {"cached"}  # built and verified by the gate: nothing redone
     pod = yaml.safe_load((gate_dir / "artifacts" / "redis-7.0" / "pod.published.yaml").read_text())
     images = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
-    local = {"database": gate.outcomes["datastore:redis-7.0"].artifact["id"],
-             "exporter": gate.outcomes["exporter:redis_exporter"].artifact["id"]}
+    local = {"database": gate.outcomes["datastore:redis-7.0"].produced(ImageArtifact).id,
+             "exporter": gate.outcomes["exporter:redis_exporter"].produced(ImageArtifact).id}
     assert set(images) == set(local)
     for name, ref in images.items():
         assert ref.startswith(f"{location}/") and "@sha256:" in ref and ref in printed

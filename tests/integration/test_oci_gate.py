@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 from bench.common import copy_repo, guestforge
+from builder.agent.values import AgentTreeArtifact
+from builder.oci.values import FileArtifact, ImageArtifact
 from builder.oci.engine import Engine
 from builder.oci.k8s import check_pod
 from builder.session import RunResult
@@ -39,24 +41,24 @@ def test_report_names_digests_sizes_durations(gate: RunResult) -> None:
 
 
 def test_agent_layer_is_one_blob_on_every_base(gate: RunResult, engine: Engine) -> None:
-    tree = gate.outcomes["agent-tree"].artifact
+    tree = gate.outcomes["agent-tree"].produced(AgentTreeArtifact)
     tops = set()
     for cell in GATE_CELLS:
-        datastore = engine.image(gate.outcomes[f"datastore:{cell}"].artifact["ref"])
-        aio = engine.image(gate.outcomes[f"aio:{cell}"].artifact["ref"])
+        datastore = engine.image(gate.outcomes[f"datastore:{cell}"].produced(ImageArtifact).ref)
+        aio = engine.image(gate.outcomes[f"aio:{cell}"].produced(ImageArtifact).ref)
         assert datastore is not None and aio is not None
         ds_layers, aio_layers = datastore.attrs["RootFS"]["Layers"], aio.attrs["RootFS"]["Layers"]
         assert aio_layers[:-1] == ds_layers  # the datastore layers are reused, not rebuilt
         tops.add(aio_layers[-1])
-    agent = engine.image(gate.outcomes["agent-image"].artifact["ref"])
+    agent = engine.image(gate.outcomes["agent-image"].produced(ImageArtifact).ref)
     assert agent is not None
     tops.add(agent.attrs["RootFS"]["Layers"][-1])
-    assert tops == {tree["diff_id"]}
+    assert tops == {tree.diff_id}
 
 
 def test_pod_specs_are_valid(gate: RunResult) -> None:
     for cell in GATE_CELLS:
-        doc = yaml.safe_load(gate.path(gate.outcomes[f"pod:{cell}"].artifact["path"]).read_text())
+        doc = yaml.safe_load(gate.path(gate.outcomes[f"pod:{cell}"].produced(FileArtifact).path).read_text())
         assert check_pod(doc) == []
         containers = {c["name"]: c for c in doc["spec"]["containers"]}
         expected = {"database", "exporter"} | ({"guest-agent"} if "redis" not in cell and "valkey" not in cell else set())
@@ -85,7 +87,7 @@ def test_agent_file_touched_same_tree_cuts_off(gate: RunResult, gate_dir: Path, 
     status = {n["node"]: n["status"] for n in run.report["nodes"]}
     assert status.pop("agent-tree") == "built"
     assert set(status.values()) == {"cached"}, {n: s for n, s in status.items() if s != "cached"}
-    assert run.nodes(kind_prefix="agent-tree")[0]["digest"] == gate.outcomes["agent-tree"].artifact["diff_id"]
+    assert run.nodes(kind_prefix="agent-tree")[0]["digest"] == gate.outcomes["agent-tree"].produced(AgentTreeArtifact).diff_id
     keys = {n["node"]: n["key"] for n in run.report["nodes"]}
     assert keys["aio:redis-7.0"] != gate.outcomes["aio:redis-7.0"].key, "the key below did change"
     again = guestforge(repo, gate_dir, "verify", "--target", "oci", *GATE_CELLS)

@@ -16,6 +16,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from builder.vm.values import BootArtifact, GuestCheckArtifact, GuestImagesArtifact
 from builder.cache.oci_client import Registry
 from builder.cli.main import main
 from builder.hostenv.apt import host_mirrors
@@ -56,10 +57,10 @@ def built(gate: RunResult, gate_dir: Path, matrix: Matrix, engine: Engine) -> Bu
     bridge_before = Path("/sys/class/net/docker0").exists()
     result = run_oci(matrix, [CELL], gate_dir, engine=engine, targets=("vm", "baremetal"))
     assert result.ok, [(r.node, r.error, r.log) for r in result.table if r.error]
-    artifact = result.outcomes[f"guest:{CELL}"].artifact
+    artifact = result.outcomes[f"guest:{CELL}"].produced(GuestImagesArtifact)
     return Built(result, next(c for c in expand(matrix) if c.name == CELL),
-                 {role: result.path(p) for role, p in artifact["files"].items()}, dict(artifact["preloaded"]),
-                 {artifact["refs"][r]: artifact["preloaded"][r] for r in ("datastore", "exporter")},
+                 {role: result.path(p) for role, p in artifact.files.items()}, dict(artifact.preloaded),
+                 {artifact.refs[r]: artifact.preloaded[r] for r in ("datastore", "exporter")},
                  (bridge_before, Path("/sys/class/net/docker0").exists()))
 
 
@@ -107,7 +108,7 @@ def test_another_cell_reuses_the_guest_base(built: Built, gate_dir: Path, matrix
     assert second.outcomes["guest-base:debian:bookworm"].status == "cached"
     assert second.outcomes["guest:redis-7.0"].status == "built"
     assert second.outcomes["verify-baremetal:redis-7.0"].status == "verified"
-    files = {role: second.path(p) for role, p in second.outcomes["guest:redis-7.0"].artifact["files"].items()}
+    files = {role: second.path(p) for role, p in second.outcomes["guest:redis-7.0"].produced(GuestImagesArtifact).files.items()}
     assert {role: p.name for role, p in files.items()} == {
         "vm": "redis-7.0.qcow2", "vm-manifest": "redis-7.0.qcow2.manifest.json", "baremetal": "redis-7.0.raw",
         "baremetal-manifest": "redis-7.0.raw.manifest.json", "partition": "redis-7.0.part.raw",
@@ -121,10 +122,10 @@ def test_images_verified_and_booted(built: Built) -> None:
     outcomes = built.result.outcomes
     assert outcomes[f"verify-vm:{CELL}"].status == "verified"
     bare = outcomes[f"verify-baremetal:{CELL}"]
-    assert bare.status == "verified" and len(bare.artifact["images"]) == 2  # whole disk and partition image
+    assert bare.status == "verified" and len(bare.produced(GuestCheckArtifact).images) == 2  # whole disk and partition image
     boot = outcomes[f"boot-vm:{CELL}"]
-    assert boot.status == "verified" and set(boot.artifact["boots"]) == {"bios", "uefi"}
-    print(f"boot to database ready ({boot.artifact['accel']}): {boot.artifact['seconds_to_db_ready']}")
+    assert boot.status == "verified" and set(boot.produced(BootArtifact).boots) == {"bios", "uefi"}
+    print(f"boot to database ready ({boot.produced(BootArtifact).accel}): {boot.produced(BootArtifact).seconds_to_db_ready}")
 
 
 def test_image_verification_can_fail(built: Built, matrix: Matrix, tmp_path: Path) -> None:
@@ -149,7 +150,7 @@ def test_dib_block_device_path(device_mapper: bool, request: pytest.FixtureReque
                                          tmp_path / "base", tmp_path / "log", key="it-dib", assembly="dib")
     assert guest_base.head is None
     archives = {}
-    for role, ref in built.result.outcomes[f"guest:{CELL}"].artifact["refs"].items():
+    for role, ref in built.result.outcomes[f"guest:{CELL}"].produced(GuestImagesArtifact).refs.items():
         archives[role] = tmp_path / f"{role}.tar"
         with archives[role].open("wb") as f:
             engine.save(ref, f)

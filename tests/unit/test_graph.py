@@ -7,21 +7,41 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pydantic import ConfigDict
 
 from builder.errors import BuildError
 from builder.graph.execute import Executor, Outcome
 from builder.graph.index import Index, LockedError, build_lock
 from builder.graph.kinds import Kind
-from builder.graph.model import Graph, Node, diff_manifests
-from builder.graph.step import Step
+from builder.graph.model import Graph, diff_manifests
+from builder.graph.step import Action, Artifact, Node, Step, Values
 
-KINDS = {"base": Kind("base", "pkg.base:Action"), "ds": Kind("ds", "pkg.ds:Action"),
-         "verify": Kind("verify", "pkg.verify:Action", verification=True)}
+
+class FreeValues(Values):
+    """Any values (a test's stand-in for a kind's model)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class FakeArtifact(Artifact):
+    id: str
+    parents: tuple[str, ...]
+    out: str | None = None
+
+    def content(self) -> str | None:
+        return self.out
+
+
+KINDS = {"base": Kind("base", FreeValues, "pkg.base:Action", FakeArtifact),
+         "ds": Kind("ds", FreeValues, "pkg.ds:Action", FakeArtifact),
+         "verify": Kind("verify", FreeValues, "pkg.verify:Action", FakeArtifact, verification=True)}
+
+
+def v(**values: object) -> FreeValues:
+    return FreeValues(**values)
 
 
 class DictTree:
@@ -55,23 +75,23 @@ class FakeAction:
         self.ran: list[str] = []
         self.present = True
 
-    def run(self, step: Step) -> dict[str, Any]:
+    def run(self, step: Step) -> FakeArtifact:
         self.ran.append(step.node.id)
         if step.node.id in self.fail:
             raise BuildError("boom", str(step.log))
-        return {"id": f"id-{step.key[:8]}", "parents": sorted(step.parents)}
+        return FakeArtifact(id=f"id-{step.key[:8]}", parents=tuple(sorted(step.parents)))
 
-    def exists(self, artifact: Mapping[str, Any]) -> bool:
+    def exists(self, artifact: Artifact) -> bool:
         return self.present
 
 
 def nodes() -> list[Node]:
     return [
-        Node("base:a", "base", "base a", values={"suite": "bookworm"}, files=("rootfs.py",)),
-        Node("ds:pg", "ds", "pg", cell="pg", parents=("base:a",), values={"pkgs": ["pg"]}, files=("pg.j2",)),
-        Node("ds:redis", "ds", "redis", cell="redis", parents=("base:a",), values={"pkgs": ["redis"]},
+        Node("base:a", "base", "base a", v(suite="bookworm"), files=("rootfs.py",)),
+        Node("ds:pg", "ds", "pg", v(pkgs=["pg"]), cell="pg", parents=("base:a",), files=("pg.j2",)),
+        Node("ds:redis", "ds", "redis", v(pkgs=["redis"]), cell="redis", parents=("base:a",),
              files=("redis.j2",)),
-        Node("verify:pg", "verify", "verify pg", cell="pg", parents=("ds:pg",), files=("test_pg.py",)),
+        Node("verify:pg", "verify", "verify pg", v(), cell="pg", parents=("ds:pg",), files=("test_pg.py",)),
     ]
 
 
@@ -97,7 +117,7 @@ def test_key_changes_only_with_own_inputs() -> None:
 def test_diff_explains_why() -> None:
     a, b = graph(), graph({**FILES, "pg.j2": b"FROM other"})
     assert diff_manifests(a.manifests["ds:pg"], b.manifests["ds:pg"]) == ["file pg.j2 changed"]
-    c = Graph([*nodes()[:1], Node("ds:pg", "ds", "pg", parents=("base:a",), values={"pkgs": ["pg", "x"]},
+    c = Graph([*nodes()[:1], Node("ds:pg", "ds", "pg", v(pkgs=["pg", "x"]), parents=("base:a",),
                                   files=("pg.j2",))], DictTree(FILES), {"docker": "20.10"}, KINDS)
     assert diff_manifests(a.manifests["ds:pg"], c.manifests["ds:pg"]) == ["pkgs: ['pg'] -> ['pg', 'x']"]
 
@@ -115,8 +135,8 @@ def test_code_inputs_are_the_import_closure_of_the_action() -> None:
         "builder/helper.py": b"from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import builder.cli\n",
         "builder/cli.py": b"import builder.graph.execute\n",
     }
-    kinds = {**KINDS, "ds": Kind("ds", "builder.ds:Action")}
-    listed = [Node("ds:pg", "ds", "pg", values={"pkgs": ["pg"]}, files=("pg.j2",))]
+    kinds = {**KINDS, "ds": Kind("ds", FreeValues, "builder.ds:Action", FakeArtifact)}
+    listed = [Node("ds:pg", "ds", "pg", v(pkgs=["pg"]), files=("pg.j2",))]
 
     def build(files: dict[str, bytes]) -> Graph:
         return Graph(listed, DictTree({**FILES, **code, **files}), {}, kinds)
@@ -135,9 +155,9 @@ def test_code_inputs_are_the_import_closure_of_the_action() -> None:
 def run(tmp_path: Path, g: Graph, action: FakeAction, wanted: list[str], force: bool = False,
         jobs: int = 2) -> tuple[dict[str, Outcome], Reporter]:
     reporter = Reporter()
-    index = Index(tmp_path / "index.sqlite")
+    index = Index(tmp_path / "index.sqlite", KINDS)
     try:
-        actions = {"base": action, "ds": action, "verify": action}
+        actions: dict[str, Action] = {"base": action, "ds": action, "verify": action}
         out = Executor(g, actions, index, tmp_path, reporter, jobs=jobs, force=force).run(wanted)
     finally:
         index.close()
@@ -190,14 +210,15 @@ def test_force_rebuilds(tmp_path: Path) -> None:
 class ContentAction(FakeAction):
     """Artifacts that name their content: the base's is its ``out`` value, whatever its key."""
 
-    def run(self, step: Step) -> dict[str, Any]:
+    def run(self, step: Step) -> FakeArtifact:
         artifact = super().run(step)
-        return {**artifact, "content": step.node.values["out"]} if "out" in step.node.values else artifact
+        out = step.node.values.model_dump().get("out")
+        return artifact.model_copy(update={"out": out})
 
 
 def content_graph(rootfs: bytes = b"1", out: str = "tree-1", pg: bytes = b"FROM x") -> Graph:
     listed = nodes()
-    listed[0] = Node("base:a", "base", "base a", values={"suite": "bookworm", "out": out}, files=("rootfs.py",))
+    listed[0] = Node("base:a", "base", "base a", v(suite="bookworm", out=out), files=("rootfs.py",))
     return graph({**FILES, "rootfs.py": rootfs, "pg.j2": pg}, listed)
 
 
@@ -245,11 +266,11 @@ def test_no_cutoff_without_a_content_field(tmp_path: Path) -> None:
 
 def test_parallel_independent_nodes(tmp_path: Path) -> None:
     class Slow(FakeAction):
-        def run(self, step: Step) -> dict[str, Any]:
+        def run(self, step: Step) -> FakeArtifact:
             time.sleep(0.3)
             return super().run(step)
 
-    many = [Node(f"n{i}", "ds", f"n{i}", values={"i": i}) for i in range(4)]
+    many = [Node(f"n{i}", "ds", f"n{i}", v(i=i)) for i in range(4)]
     started = time.monotonic()
     out, _ = run(tmp_path, graph(node_list=many), Slow(), [n.id for n in many], jobs=4)
     assert time.monotonic() - started < 1.0 and all(o.status == "built" for o in out.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,47 @@ def test_guest_base_closure_holds_the_agent_config() -> None:
     """The guest base writes ``environment()`` into the agent's unit (builder/vm/dib.py)."""
     closure = import_closure(WorkTree(ROOT), KINDS["guest-base"].code)
     assert {"builder/vm/dib.py", "builder/agent/config.py"} <= set(closure)
+
+
+def test_every_kind_has_frozen_typed_models() -> None:
+    """Values and artifacts are typed per kind, frozen, and refuse fields they do not declare."""
+    from pydantic import ValidationError
+
+    from builder.graph.step import Artifact, Values
+
+    for k in KINDS.values():
+        assert issubclass(k.values, Values) and issubclass(k.artifact, Artifact), k.name
+        for model in (k.values, k.artifact):
+            assert model.model_config.get("frozen") and model.model_config.get("extra") == "forbid", model
+        with pytest.raises(ValidationError):
+            k.load({"surely": "not a field"})
+
+
+def test_graph_refuses_values_of_another_kind() -> None:
+    from builder.errors import GuestforgeError
+    from builder.graph.model import Graph
+    from builder.graph.step import Node
+    from builder.oci.values import DebugValues
+
+    node = Node("base:x", "base", "base x", DebugValues(labels={}))
+    with pytest.raises(GuestforgeError, match="kind base takes BaseValues"):
+        Graph([node], WorkTree(ROOT), {})
+
+
+def test_index_reads_an_artifact_of_an_older_shape_as_absent(tmp_path: Path) -> None:
+    """A record written by an older guestforge is not trusted: the node runs again."""
+    from builder.graph.index import Index
+    from builder.oci.values import ImageArtifact
+
+    index = Index(tmp_path / "index.sqlite")
+    try:
+        good = ImageArtifact(ref="guestforge/a:1-k", tag="guestforge/a:1", id="sha256:1", size=1, layers=())
+        index.record("k1", "datastore:a", "datastore", True, good, {}, 0.0, None)
+        index._db.execute("UPDATE results SET artifact=? WHERE key='k1'", ('{"ref": "x"}',))
+        entry = index.get("k1")
+        assert entry is not None and entry.ok and entry.artifact is None
+        index.record("k2", "datastore:a", "datastore", True, good, {}, 0.0, None)
+        again = index.get("k2")
+        assert again is not None and again.artifact == good
+    finally:
+        index.close()

@@ -56,10 +56,8 @@ def test_version_overrides_and_target_defaults(small_matrix_text: str, tmp_path:
 def test_cell_rebuilt_from_declared_values() -> None:
     from dataclasses import replace
 
-    from builder.pipeline import cell_values, exporter_values
     from builder.plan import Cell
 
     for cell in expand(load_matrix(ROOT / "matrix.yaml")):
-        rebuilt = Cell.from_values(cell_values(cell), exporter_values(cell.exporter_name, cell.exporter),
-                                   cell.image, cell.targets)
+        rebuilt = Cell.from_spec(cell.spec(exporter=True), cell.image, cell.targets)
         assert rebuilt == replace(cell, base=None, base_name=None)

@@ -12,7 +12,6 @@ from builder.matrix import load_matrix
 from builder.oci.k8s import check_pod
 from builder.matrix.names import dns_label
 from builder.oci.podspec import pod_spec, to_yaml
-from builder.pipeline import cell_values, exporter_values
 from builder.plan import Cell, expand
 from tests.conftest import ROOT
 
@@ -22,8 +21,8 @@ IMAGES = {"datastore": "guestforge/x:1-abc", "exporter": "guestforge/e:abc", "ag
 
 def pod_for(name: str, manager: str | None = "postgresql") -> dict[str, Any]:
     cell = next(c for c in expand(MATRIX) if c.name == name)
-    rebuilt = Cell.from_values(cell_values(cell), exporter_values(cell.exporter_name, cell.exporter))
-    return pod_spec(rebuilt, MATRIX.agent.model_dump(), IMAGES, manager)
+    rebuilt = Cell.from_spec(cell.spec(exporter=True))
+    return pod_spec(rebuilt, MATRIX.agent, IMAGES, manager)
 
 
 @pytest.mark.parametrize("name", [c.name for c in expand(MATRIX)])

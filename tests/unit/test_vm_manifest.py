@@ -96,13 +96,15 @@ class MovingTagEngine:
 
 def test_preload_saves_the_recorded_image_even_when_its_tag_moved(tmp_path: Path) -> None:
     from builder.graph.step import RunContext
+    from builder.oci.values import ImageArtifact
     from builder.vm.steps import GuestImageAction
 
     engine = MovingTagEngine()
     action = GuestImageAction(RunContext(tmp_path, engine=lambda: engine))
-    image = {"ref": "guestforge/postgresql:15-abc", "id": "sha256:" + "ab" * 32}
+    image = ImageArtifact(ref="guestforge/postgresql:15-abc", tag="guestforge/postgresql:15",
+                          id="sha256:" + "ab" * 32, size=1, layers=())
     saved = read_archive(action._save(image, tmp_path / "datastore.tar"))
-    assert (saved.ref, saved.image_id) == (image["ref"], image["id"])
+    assert (saved.ref, saved.image_id) == (image.ref, image.id)
 
     engine.moves = 10  # it keeps moving: a clear error, not an image that is not the artifact
     with pytest.raises(BuildError, match="kept moving"):

@@ -1,0 +1,62 @@
+"""What the publish nodes read (where to push) and record (what the registry holds, by digest)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from builder.graph.step import Artifact, Values
+
+
+class PublishImagesValues(Values):
+    registry: str
+    prefix: str
+
+
+class PublishDiskValues(Values):
+    registry: str
+    prefix: str
+    target: str
+    datastore: str
+    version: str
+
+
+class PublishedImage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ref: str
+    tag: str
+    digest: str
+    pinned: str
+    id: str
+
+
+class PublishedImages(Artifact):
+    """The cell's images by role, every pushed ref -> digest, and the pinned pod spec (relative path)."""
+
+    images: dict[str, PublishedImage]
+    pushed: dict[str, str]
+    path: str
+    size: int
+    digest: str
+
+    def identity(self) -> str | None:
+        return self.digest
+
+    def published_refs(self) -> tuple[str, ...]:
+        return tuple(i.pinned for i in self.images.values())
+
+
+
+class PublishedDisk(Artifact):
+    ref: str
+    digest: str
+    pinned: str
+    pushed: dict[str, str]
+    uploaded: tuple[str, ...]
+
+    def identity(self) -> str | None:
+        return self.digest
+
+    def published_refs(self) -> tuple[str, ...]:
+        return (self.pinned,)
+
