@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from builder.cache.transport import RegistryOptions
 from builder.graph.execute import Executor, Outcome, RemoteCache
 from builder.graph.index import Index, build_lock
 from builder.graph.kinds import actions_for
@@ -38,6 +39,8 @@ class Options:
     jobs: int = 2
     force: bool = False
     cache_registry: str | None = None
+    registry: RegistryOptions = RegistryOptions()  # trust and patience for every registry this run talks to
+    sign_key: Path | None = None  # publish signs what it pushes with this key
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "build_dir", self.build_dir.resolve())
@@ -101,7 +104,8 @@ def run_graph(command: str, graph: Graph, wanted: list[str], options: Options,
         index = Index(options.build_dir / "index.sqlite")
         try:
             closure = graph.closure(wanted)
-            actions = actions_for({graph.nodes[n].kind for n in closure}, RunContext(options.build_dir, engine))
+            actions = actions_for({graph.nodes[n].kind for n in closure}, RunContext(options.build_dir, engine,
+                                                                                options.registry, options.sign_key))
             with ConsoleReporter(console, len(closure)) as reporter:
                 executor = Executor(graph, actions, index, options.build_dir, reporter,
                                     jobs=options.jobs, force=options.force, cache=cache)

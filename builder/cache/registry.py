@@ -19,7 +19,7 @@ from builder.errors import ToolError
 from builder.graph.kinds import kind
 from builder.graph.step import Artifact, Node
 from builder.oci.engine import Engine
-from builder.cache.oci_client import Registry, parse_location
+from builder.cache.oci_client import Registry, RegistryOptions, parse_location
 
 RECORD_TYPE = "application/vnd.guestforge.record.v1+json"
 FILE_TYPE = "application/octet-stream"
@@ -35,9 +35,9 @@ def _file_fields(artifact: Mapping[str, Any]) -> dict[str, str]:
 
 
 class RegistryCache:
-    def __init__(self, location: str, engine: Engine, build_dir: Path):
+    def __init__(self, location: str, engine: Engine, build_dir: Path, options: RegistryOptions | None = None):
         self.host, self.prefix = parse_location(location, "--cache-registry", "guestforge-cache")
-        self.registry = Registry(self.host)
+        self.registry = Registry(self.host, options)
         self.registry.ping()
         self.engine, self.build_dir = engine, build_dir.resolve()
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from builder.matrix import ALL_TARGETS
+from builder.matrix.models import ALL_TARGETS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,6 +26,11 @@ def graph_options(func: F) -> F:
         click.option("--force", is_flag=True, help="Redo every node even when its key is already done."),
         click.option("--cache-registry", metavar="HOST:PORT/PREFIX", default=None,
                      help="Shared cache: pull nodes whose key is there instead of building, push what is built."),
+        click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path, resolve_path=True),
+                     default=None, help="Trust registries' TLS certificates signed by these CAs (PEM) instead of "
+                     "the system's."),
+        click.option("--insecure", is_flag=True,
+                     help="Allow plain HTTP and unverified TLS to registries (loopback may always be plain HTTP)."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from builder.errors import BuildError, GuestforgeError
+
+if TYPE_CHECKING:
+    from builder.cache.transport import RegistryOptions
 
 
 class Values(BaseModel):
@@ -132,10 +135,13 @@ class Step:
 
 
 class RunContext:
-    """What every action of one run shares: the (absolute) build directory and, on first use, the engine."""
+    """What every action of one run shares: the (absolute) build directory, on first use the engine, how
+    to reach registries and the key publishing signs with (neither is an input of any key)."""
 
-    def __init__(self, build_dir: Path, engine: Callable[[], Any] | None = None):
+    def __init__(self, build_dir: Path, engine: Callable[[], Any] | None = None,
+                 registry: RegistryOptions | None = None, sign_key: Path | None = None):
         self.build_dir = build_dir.resolve()
+        self.registry, self.sign_key = registry, sign_key
         self._engine_factory = engine
         self._engine: Any = None
 

@@ -1,9 +1,8 @@
 """Every name guestforge derives from the matrix, checked for grammar and uniqueness before anything runs.
 
 Cells name build directories, logs and selectors; datastores, exporters and bases name image repositories
-and moving tags (the ``repo_and_tag`` of each kind's values in ``builder.oci.values``: a unit test keeps
-``moving_tag`` in step with them); cells name Kubernetes objects (DNS-1123 labels). Two entries that derive
-the same name would overwrite each other's images or objects, so each collision names both.
+and moving tags (``builder.oci.naming``); cells name Kubernetes objects (DNS-1123 labels). Two entries that
+derive the same name would overwrite each other's images or objects, so each collision names both.
 """
 
 from __future__ import annotations
@@ -14,27 +13,13 @@ from collections.abc import Iterator
 from builder.errors import Problem
 from builder.matrix.models import Matrix
 from builder.matrix.yamlsrc import Located, Path, format_path
+from builder.oci.naming import base_repo, datastore_repo, dns_label, exporter_repo
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # Repositories guestforge itself names (agent sidecar, bases, debug helper): no datastore or exporter may.
 RESERVED = frozenset({"agent", "base", "debug"})
 # Kubernetes objects named CELL-SUFFIX, the longest suffix first.
 _K8S_SUFFIXES = ("-agent-config", "-credentials", "-data")
-
-
-def dns_label(name: str) -> str:
-    """``mariadb-10.11`` -> ``mariadb-10-11`` (RFC 1123 label, as Kubernetes names require)."""
-    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    return label[:63].rstrip("-")
-
-
-def moving_tag(kind: str, name: str, version: str = "") -> str:
-    """The moving ``guestforge/REPO:TAG`` a node of ``kind`` (base, datastore, aio, exporter) is tagged with."""
-    if kind == "base":
-        return f"guestforge/base:{name.split(':')[-1]}"
-    if kind == "exporter":
-        return f"guestforge/{name}:latest"
-    return f"guestforge/{name}:{version}" + ("-aio" if kind == "aio" else "")
 
 
 class _Registry:
@@ -73,17 +58,18 @@ def _cell_names(matrix: Matrix, reg: _Registry) -> None:
             reg.claim("Kubernetes name", label, path)
             suite = matrix.bases[ver.base].suite if ver.base in matrix.bases else "upstream"
             reg.claim("selector name", f"{cell}-{suite}", path)
-            for kind in ("datastore", "aio"):
-                reg.claim("image tag", moving_tag(kind, ds_name, ver_name), path)
+            for allinone in (False, True):
+                repo, tag = datastore_repo(ds_name, ver_name, allinone)
+                reg.claim("image tag", f"{repo}:{tag}", path)
 
 
 def check_names(matrix: Matrix, loc: Located) -> list[Problem]:
     """Reserved names, and every derived name that two entries share."""
     reg = _Registry(loc)
     for name in matrix.bases:
-        reg.claim("image tag", moving_tag("base", name), ("bases", name))
+        reg.claim("image tag", ":".join(base_repo(name)), ("bases", name))
     for name in matrix.exporters:
-        reg.claim("image tag", moving_tag("exporter", name), ("exporters", name))
+        reg.claim("image tag", ":".join(exporter_repo(name)), ("exporters", name))
     _cell_names(matrix, reg)
     # A selector name claims NAME-SUITE, which must not be another cell's name either.
     cells = {name: path for (kind, name), path in reg.seen.items() if kind == "cell name"}

@@ -15,7 +15,7 @@ import yaml
 
 from builder.flavors import Secrets, flavor
 from builder.matrix.models import Agent
-from builder.matrix.names import dns_label
+from builder.oci.naming import dns_label
 from builder.plan import Cell
 
 

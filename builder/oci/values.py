@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from builder.graph.step import Artifact, Values
 from builder.matrix.models import Agent
+from builder.oci.naming import base_repo, datastore_repo, exporter_repo
 from builder.spec import CellSpec, ExporterSpec
 
 Labels = dict[str, str]
@@ -27,7 +28,7 @@ class BaseValues(Values):
     dpkg_options: tuple[str, ...]
 
     def repo_and_tag(self) -> tuple[str, str]:
-        return "guestforge/base", self.name.split(":")[-1]
+        return base_repo(self.name)
 
 
 class DebugValues(Values):
@@ -54,7 +55,7 @@ class DatastoreValues(Values):
     agent: AgentAccount
 
     def repo_and_tag(self) -> tuple[str, str]:
-        return f"guestforge/{self.cell.datastore}", self.cell.version
+        return datastore_repo(self.cell.datastore, self.cell.version)
 
 
 class UpstreamValues(Values):
@@ -64,7 +65,7 @@ class UpstreamValues(Values):
     cell: CellSpec
 
     def repo_and_tag(self) -> tuple[str, str]:
-        return f"guestforge/{self.cell.datastore}", self.cell.version
+        return datastore_repo(self.cell.datastore, self.cell.version)
 
 
 class ExporterValues(Values):
@@ -72,7 +73,7 @@ class ExporterValues(Values):
     labels: Labels
 
     def repo_and_tag(self) -> tuple[str, str]:
-        return f"guestforge/{self.exporter.name}", "latest"
+        return exporter_repo(self.exporter.name)
 
 
 class CellName(BaseModel):
@@ -89,7 +90,7 @@ class AllInOneValues(Values):
     labels: Labels
 
     def repo_and_tag(self) -> tuple[str, str]:
-        return f"guestforge/{self.cell.datastore}", f"{self.cell.version}-aio"
+        return datastore_repo(self.cell.datastore, self.cell.version, allinone=True)
 
 
 class AgentImageValues(Values):

@@ -12,13 +12,14 @@ the recorded digest: a wiped registry is published again.
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
-from builder.cache.oci_client import TITLE, Registry
+from builder.cache.oci_client import TITLE, AuthError, Registry, RegistryError, RegistryOptions
 from builder.errors import BuildError
 from builder.graph.step import Artifact, RunContext, Step
 from builder.oci.engine import Engine
@@ -29,7 +30,11 @@ from builder.oci.values import FileArtifact, ImageArtifact
 from builder.publish.values import (PublishDiskValues, PublishedDisk, PublishedImage, PublishedImages,
                                     PublishImagesValues)
 from builder.vm.values import GuestImagesArtifact
+from builder.publish.attach import attach, subject_of
+from builder.publish.order import promote
+from builder.publish.provenance import Source, git_source, parent_inputs, statement
 from builder.publish.refs import pin_pod_images, pinned, remote_ref
+from builder.publish.signing import load_private_key
 
 IMAGE_ROLES = ("datastore", "aio", "exporter", "agent-image")  # parent kinds whose images a cell ships
 DISK_TYPE = "application/vnd.guestforge.disk-image.v1+json"
@@ -44,16 +49,19 @@ def _split(ref: str) -> tuple[str, str, str]:
     return host, repo, tag
 
 
-def _still_there(pushed: Mapping[str, str]) -> bool:
-    """Every ``ref -> digest`` still resolves to that digest in its registry."""
+def _still_there(pushed: Mapping[str, str], options: RegistryOptions | None) -> bool:
+    """Every ``ref -> digest`` still resolves to that digest in its registry. A registry that refuses
+    (401/403) raises: that is no answer to "is it there", and pushing again would not help."""
     registries: dict[str, Registry] = {}
     for ref, digest in pushed.items():
         host, repo, tag = _split(ref)
-        registry = registries.setdefault(host, Registry(host))
         try:
+            registry = registries.setdefault(host, Registry(host, options))
             if registry.manifest_digest(repo, tag) != digest:
                 return False
-        except Exception:  # noqa: BLE001 - an unreachable registry: publish again (and fail there, loudly)
+        except AuthError:
+            raise
+        except RegistryError:  # unreachable after retries: publish again (and fail there, loudly)
             return False
     return True
 
@@ -66,11 +74,34 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-class PublishImagesAction:
+class _Attaching:
+    """Provenance (always) and a signature (with ``--sign-key``) for each digest a publish pushes."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self._source: Source | None = None
+
+    def attach(self, step: Step, registry: Registry, repo: str, digest: str) -> dict[str, str]:
+        started = datetime.datetime.now(datetime.timezone.utc)
+        if self._source is None:
+            self._source = git_source()
+        subject = subject_of(registry, repo, digest)
+        inputs = parent_inputs((p.node_id, p.kind, p.artifact.identity()) for p in step.parents.values())
+        doc = statement(subject.repository, digest, node=step.node.id, key=step.key,
+                        values=step.node.values.manifest(), inputs=inputs, source=self._source, started=started)
+        key = load_private_key(self.ctx.sign_key) if self.ctx.sign_key else None
+        attached = attach(registry, subject, doc, key)
+        with step.log.open("a") as out:
+            out.writelines(f"attached {kind} {d} to {subject.repository}@{digest}\n" for kind, d in attached.items())
+        return attached
+
+
+class PublishImagesAction(_Attaching):
     serial = False
 
     def __init__(self, ctx: RunContext):
-        self.ctx, self.artifacts = ctx, ctx.artifacts
+        super().__init__(ctx)
+        self.artifacts = ctx.artifacts
 
     @property
     def engine(self) -> Engine:
@@ -79,7 +110,7 @@ class PublishImagesAction:
 
     def exists(self, artifact: Artifact) -> bool:
         return (isinstance(artifact, PublishedImages) and (self.ctx.build_dir / artifact.path).is_file()
-                and _still_there(artifact.pushed))
+                and _still_there(artifact.pushed, self.ctx.registry))
 
     def run(self, step: Step) -> PublishedImages:
         values = step.values(PublishImagesValues)
@@ -87,15 +118,15 @@ class PublishImagesAction:
         pushed: dict[str, str] = {}  # remote ref -> manifest digest
         images: dict[str, PublishedImage] = {}  # by role
         by_local: dict[str, str] = {}  # local ref -> pinned remote (for the pod spec)
-        for role in IMAGE_ROLES:
+        registry = Registry(host, self.ctx.registry)
+        for role in IMAGE_ROLES:  # blobs, manifest and key tag of every image (the engine pushes them)
             local = step.parent(ImageArtifact, *((role, "upstream") if role == "datastore" else (role,)))
-            refs = [remote_ref(local.ref, host, prefix), remote_ref(local.tag, host, prefix)]
-            digests = {ref: self.engine.push(local.id, ref, step.log) for ref in refs}
-            if len(set(digests.values())) != 1:
-                raise BuildError(f"the registry gave {local.id} two digests: {digests}", str(step.log))
-            pushed.update(digests)
-            images[role] = PublishedImage(ref=refs[0], tag=refs[1], digest=digests[refs[0]],
-                                          pinned=pinned(refs[0], digests[refs[0]]), id=local.id)
+            ref, tag = remote_ref(local.ref, host, prefix), remote_ref(local.tag, host, prefix)
+            digest = self.engine.push(local.id, ref, step.log)
+            pushed[ref] = digest
+            attached = self.attach(step, registry, _split(ref)[1], digest)
+            images[role] = PublishedImage(ref=ref, tag=tag, digest=digest, pinned=pinned(ref, digest), id=local.id,
+                                          **attached)
             by_local[local.ref] = images[role].pinned
         pod = yaml.safe_load(step.path(step.parent(FileArtifact, "pod").path).read_text())
         doc = pin_pod_images(pod, by_local)
@@ -105,20 +136,21 @@ class PublishImagesAction:
         cell = step.node.cell or "shared"
         path = _write(self.artifacts / cell / "published" / f"pod-{short(step.key)}.yaml", to_yaml(doc, step.key))
         _write(self.artifacts / cell / "pod.published.yaml", path.read_text())  # the latest, at a fixed path
+        for image in images.values():  # moving tags last, each onto a complete artifact
+            _, repo, moving = _split(image.tag)
+            promote(registry, repo, image.digest, [moving], step.log)
+            pushed[image.tag] = image.digest
         with step.log.open("a") as out:
             out.writelines(f"published {i.pinned} ({i.tag})\n" for i in images.values())
         return PublishedImages(images=images, pushed=pushed, path=step.rel(path), size=path.stat().st_size,
                                digest=images["datastore"].digest)
 
 
-class PublishDiskAction:
+class PublishDiskAction(_Attaching):
     serial = False
 
-    def __init__(self, ctx: RunContext):
-        self.ctx = ctx
-
     def exists(self, artifact: Artifact) -> bool:
-        return isinstance(artifact, PublishedDisk) and _still_there(artifact.pushed)
+        return isinstance(artifact, PublishedDisk) and _still_there(artifact.pushed, self.ctx.registry)
 
     def run(self, step: Step) -> PublishedDisk:
         v = step.values(PublishDiskValues)
@@ -134,13 +166,17 @@ class PublishDiskAction:
                                                         "io.guestforge.role": "manifest"}))
         config = json.dumps(json.loads(manifest.read_text()), sort_keys=True).encode()
         host, prefix = v.registry, v.prefix
-        registry = Registry(host)
+        registry = Registry(host, self.ctx.registry)
         repo = f"{prefix}/{v.datastore}"
         tags = [f"{v.version}-{target}-{short(step.key)}", f"{v.version}-{target}"]
-        digest = registry.put_artifact(repo, tags, DISK_TYPE, config, layers)
+        described = registry.artifact_manifest(repo, DISK_TYPE, config, layers)  # blobs
+        digest = registry.put_manifest(repo, registry.digest_of(described), described)  # manifest, by digest
+        registry.put_manifest(repo, tags[0], described)  # key tag
+        attached = self.attach(step, registry, repo, digest)
+        promote(registry, repo, digest, tags[1:], step.log)  # moving tag last
         ref = f"{host}/{repo}:{tags[0]}"
         with step.log.open("a") as out:
             out.write(f"published {pinned(ref, digest)} ({len(layers)} files)\n")
         return PublishedDisk(ref=ref, digest=digest, pinned=pinned(ref, digest),
                              pushed={f"{host}/{repo}:{tag}": digest for tag in tags},
-                             uploaded=tuple(step.rel(p) for p, _, _ in layers))
+                             uploaded=tuple(step.rel(p) for p, _, _ in layers), **attached)

@@ -28,6 +28,8 @@ class PublishedImage(BaseModel):
     digest: str
     pinned: str
     id: str
+    signature: str | None = None  # the digest of its attached signature (with --sign-key)
+    provenance: str | None = None  # the digest of its attached provenance statement
 
 
 class PublishedImages(Artifact):
@@ -53,6 +55,8 @@ class PublishedDisk(Artifact):
     pinned: str
     pushed: dict[str, str]
     uploaded: tuple[str, ...]
+    signature: str | None = None
+    provenance: str | None = None
 
     def identity(self) -> str | None:
         return self.digest

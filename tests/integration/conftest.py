@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from builder.matrix import Matrix, Target, load_matrix
+from builder.matrix.loader import load_matrix
+from builder.matrix.models import Matrix, Target
 from builder.oci.engine import Engine
 from builder.session import Options, RunResult, declare_graph, pick, run_graph
 from tests.conftest import ROOT

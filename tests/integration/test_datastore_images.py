@@ -16,7 +16,7 @@ import docker
 import pytest
 
 from builder.oci.values import ImageArtifact
-from builder.matrix import Matrix
+from builder.matrix.models import Matrix
 from builder.oci.engine import Engine
 from builder.oci.render import render
 from builder.paths import INFRA_TESTS

@@ -15,7 +15,8 @@ from builder.agent.values import AgentTreeArtifact
 from builder.oci.values import FileArtifact, ImageArtifact
 from builder.cache.registry import RegistryCache
 from builder.cli.main import main
-from builder.matrix import Matrix, parse_matrix
+from builder.matrix.loader import parse_matrix
+from builder.matrix.models import Matrix
 from builder.oci.engine import Engine
 from builder.session import RunResult
 from tests.conftest import ROOT

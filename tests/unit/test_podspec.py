@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from builder.matrix import load_matrix
+from builder.matrix.loader import load_matrix
 from builder.oci.k8s import check_pod
-from builder.matrix.names import dns_label
+from builder.oci.naming import dns_label
 from builder.oci.podspec import pod_spec, to_yaml
 from builder.plan import Cell, expand
 from tests.conftest import ROOT

@@ -8,7 +8,7 @@ from builder.cache.oci_client import parse_location
 from builder.cli.main import main
 from builder.errors import GuestforgeError, UsageError
 from builder.hostenv.apt import Mirrors
-from builder.matrix import load_matrix
+from builder.matrix.loader import load_matrix
 from builder.pipeline import HostInputs
 from builder.plan import expand
 from builder.publish.refs import pin_pod_images, pinned, remote_ref
