@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from builder.errors import InputError
@@ -47,16 +45,3 @@ def test_conflict_names_both_entries(pairs: list[tuple[str, str]], expected: str
         parse_matrix(edit(*pairs), "m.yaml")
     assert any(expected in line for line in str(info.value).splitlines()), str(info.value)
 
-
-def test_moving_tags_match_the_image_names_the_build_uses() -> None:
-    from types import SimpleNamespace
-
-    from builder.matrix.names import moving_tag
-    from builder.oci.values import AllInOneValues, BaseValues, DatastoreValues, ExporterValues
-
-    fields: dict[str, Any] = {"cell": SimpleNamespace(datastore="mariadb", version="10.11"), "name": "debian:trixie",
-                              "exporter": SimpleNamespace(name="x_exp")}
-    for kind, model in (("datastore", DatastoreValues), ("aio", AllInOneValues), ("base", BaseValues),
-                        ("exporter", ExporterValues)):
-        name = {"base": "debian:trixie", "exporter": "x_exp"}.get(kind, "mariadb")
-        assert moving_tag(kind, name, "10.11") == ":".join(model.model_construct(**fields).repo_and_tag())
