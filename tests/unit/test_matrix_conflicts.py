@@ -44,3 +44,4 @@ def test_conflict_names_both_entries(pairs: list[tuple[str, str]], expected: str
     with pytest.raises(InputError) as info:
         parse_matrix(edit(*pairs), "m.yaml")
     assert any(expected in line for line in str(info.value).splitlines()), str(info.value)
+

@@ -71,7 +71,7 @@ with contextlib.redirect_stdout(io.StringIO()):
 
 # CPU time, not wall time, is bounded below: the build machines are shared, and a busy neighbour must not
 # fail this test. Derandomized: the same 400 mutations every run, so CI cannot flake on a new one.
-@settings(max_examples=400, deadline=None, derandomize=True,
+@settings(max_examples=400, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=mutated())
 def test_mutated_matrix_is_valid_or_cleanly_rejected(data: bytes, capsys: pytest.CaptureFixture[str]) -> None:
