@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from builder.errors import ToolError
 from builder.vm import gpt
 from builder.vm.gpt import Partition
 from builder.vm.hostcaps import GUESTFS_ENV
@@ -117,8 +118,17 @@ def build_boot_template(fs_image: Path, head: Path, grub_tar: Path, log: Path, e
     disk = head.with_name(head.name + ".full.raw")
     try:
         _write_disk(fs_image, disk, lay, log)
-        run(["guestfish", "--no-progress-bars", "--format=raw", "-a", str(disk)],
-            input=guestfish_script(grub_tar).encode(), env=GUESTFS_ENV, log=log, timeout=1800)
+        # On a loaded host grub-install in the appliance once failed to see its own BIOS boot partition
+        # ("embedding is not possible"); the same disk installed on a second run: retry once, from scratch.
+        for attempt in (1, 2):
+            try:
+                run(["guestfish", "--no-progress-bars", "--format=raw", "-a", str(disk)],
+                    input=guestfish_script(grub_tar).encode(), env=GUESTFS_ENV, log=log, timeout=1800)
+                break
+            except ToolError:
+                if attempt == 2:
+                    raise
+                _write_disk(fs_image, disk, lay, log)
         with disk.open("rb") as src, head.open("wb") as dst:
             _copy_sparse(src, dst, 0, lay.root_start)
             dst.truncate(lay.root_start)
