@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, Run, copy_repo, forget_images, guestforge, table  # noqa: E402
-from builder.matrix import load_matrix  # noqa: E402
+from builder.matrix.loader import load_matrix  # noqa: E402
 from builder.plan import expand, select  # noqa: E402
 from builder.report import human_size  # noqa: E402
 

@@ -6,20 +6,15 @@ import os
 import shutil
 from dataclasses import replace
 
-import yaml
 
 from builder.agent.values import AgentTreeArtifact, AgentTreeValues
-from builder.errors import BuildError
 from builder.graph.step import Artifact, RunContext, Step
 from builder.oci.archive import sha256_file
-from builder.oci.k8s import check_pod
 from builder.oci.layers import append_layer
-from builder.oci.podspec import pod_spec, to_yaml
 from builder.oci.steps import KEY_LABEL, ImageAction, config_cache, short
 from builder.oci.naming import image_ref
-from builder.oci.values import AgentImageValues, FileArtifact, ImageArtifact, PodValues
+from builder.oci.values import AgentImageValues, FileArtifact, ImageArtifact
 from builder.agent.bundle import sidecar_containerfile
-from builder.plan import Cell
 
 
 class FileAction:
@@ -87,32 +82,3 @@ class AgentImageAction(ImageAction):
                               labels={KEY_LABEL: step.key}, comment=f"guestforge agent layer {tree.version}",
                               diff_id=tree.diff_id, config_cache=config_cache(self.ctx))
         return self._artifact(ref, moving, result.image_id, agent_layer=result.diff_id)
-
-
-class PodAction(FileAction):
-    """Write and check the cell's Pod manifest."""
-
-    def run(self, step: Step) -> FileArtifact:
-        v = step.values(PodValues)
-        datastore = step.parent(ImageArtifact, "datastore", "upstream")
-        cell = Cell.from_spec(v.cell, image=datastore.upstream)
-        images = {"datastore": datastore.ref, "exporter": step.parent(ImageArtifact, "exporter").ref,
-                  "agent": step.parent(ImageArtifact, "agent-image").ref}
-        from builder.agent.config import manager_for
-
-        manager = manager_for(cell.datastore, cell.flavor)
-        supported = manager in step.parent(AgentTreeArtifact, "agent-tree").managers
-        doc = pod_spec(cell, v.agent, images, manager if supported else None)
-        problems = check_pod(doc)
-        if problems:
-            raise BuildError(f"generated pod spec is invalid: {'; '.join(problems)}", str(step.log))
-        text = to_yaml(doc, step.key)
-        if yaml.safe_load(text) != doc:
-            raise BuildError("pod spec does not survive a YAML round trip", str(step.log))
-        path = self.artifacts / v.cell.name / "pod.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-        return FileArtifact(path=step.rel(path), size=path.stat().st_size,
-                            sha256=sha256_file(path).split(":", 1)[1])

@@ -15,7 +15,8 @@ from pathlib import Path
 from builder.errors import InputError
 from builder.graph.model import Graph, diff_manifests
 from builder.graph.trees import GitTree, Tree, WorkTree
-from builder.matrix import ALL_TARGETS, Matrix, parse_matrix
+from builder.matrix.loader import parse_matrix
+from builder.matrix.models import ALL_TARGETS, Matrix
 from builder.pipeline import HostInputs, declare
 from builder.plan import expand
 

@@ -19,7 +19,9 @@ from builder.hostenv.apt import Mirrors
 from builder.matrix.models import Matrix, Target
 from builder.oci.rootfs import DPKG_OPTIONS, resolve
 from builder.oci.values import (AgentAccount, AgentImageValues, AllInOneValues, BaseValues, CellName,
-                                DatastoreValues, DebugValues, ExporterValues, PodValues, UpstreamValues)
+                                DatastoreValues, DebugValues, ExporterValues, UpstreamValues)
+from builder.k8s.resources import resolve as resolve_resources
+from builder.k8s.values import BundleValues
 from builder.plan import Cell
 from builder.publish.values import PublishDiskValues, PublishImagesValues
 from builder.verify.values import SuiteValues
@@ -31,6 +33,7 @@ from builder.vm.values import Target as VmTarget
 MACROS = "container_specs/_macros.j2"
 VM_TOOLS = ("diskimage-builder", "qemu-img", "libguestfs")
 VM_TARGETS: tuple[VmTarget, ...] = ("vm", "baremetal")
+DEFAULT_IMAGE_PREFIX = "localhost/guestforge"   # see builder.k8s.action
 # pytest loads these for every suite under tests/infra (rootdir first), without an import.
 INFRA_CONFTESTS = ("tests/conftest.py", "tests/infra/conftest.py")
 
@@ -57,8 +60,9 @@ def _labels(title: str, version: str, extra: dict[str, str]) -> dict[str, str]:
 class Declarer:
     """Builds the node list for a set of cells; shared nodes (bases, agent, exporters) appear once."""
 
-    def __init__(self, matrix: Matrix, tree: Tree, host: HostInputs):
+    def __init__(self, matrix: Matrix, tree: Tree, host: HostInputs, image_prefix: str | None = None):
         self.matrix, self.tree, self.host = matrix, tree, host
+        self.image_prefix = image_prefix or DEFAULT_IMAGE_PREFIX
         self.nodes: dict[str, Node] = {}
 
     def element_files(self, name: str) -> list[str]:
@@ -155,11 +159,13 @@ class Declarer:
             tools=("docker",),
         ))
 
-    def pod(self, cell: Cell) -> str:
+    def bundle(self, cell: Cell) -> str:
         return self.add(Node(
-            id=f"pod:{cell.name}", kind="pod", title=f"{cell.name} pod spec", cell=cell.name,
+            id=f"bundle:{cell.name}", kind="bundle", title=f"{cell.name} Kubernetes bundle", cell=cell.name,
             parents=(self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image(), self.agent_tree()),
-            values=PodValues(cell=cell.spec(exporter=True), agent=self.matrix.agent),
+            values=BundleValues(cell=cell.spec(exporter=True), agent=self.matrix.agent,
+                                agent_in_pod=self.matrix.agent.runs_in_pod, image_prefix=self.image_prefix,
+                                resources=resolve_resources(cell.flavor, cell.resources)),
         ))
 
     # -- verification nodes ---------------------------------------------------------------------
@@ -186,6 +192,15 @@ class Declarer:
             (self.datastore(cell), self.exporter(cell.exporter_name), self.debug()),
             SuiteValues(cell=cell.spec(exporter=True), suites=self.suites(
                 "test_image_hygiene.py", "test_datastore.py", "test_exporter.py", f"flavors/test_{cell.flavor}.py")),
+        )
+
+    def verify_bundle(self, cell: Cell) -> str:
+        """Play the shipped bundle on podman (``builder.verify.bundle``); the images' own suites come first."""
+        return self._verify(
+            "verify-bundle", f"verify-bundle:{cell.name}", f"{cell.name} verify Kubernetes bundle on podman", cell,
+            (self.bundle(cell), self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image(),
+             self.verify_datastore(cell)),
+            SuiteValues(cell=cell.spec(exporter=True), suites=self.suites("bundle/test_bundle.py")),
         )
 
     def verify_agent(self) -> str:
@@ -257,8 +272,8 @@ class Declarer:
                 id=f"publish-oci:{cell.name}", kind="publish-oci", title=f"{cell.name} publish OCI images",
                 cell=cell.name,
                 parents=(self.datastore(cell), self.allinone(cell), self.exporter(cell.exporter_name),
-                         self.agent_image(), self.pod(cell), self.verify_datastore(cell), self.verify_agent(),
-                         self.verify_allinone(cell)),
+                         self.agent_image(), self.bundle(cell), self.verify_datastore(cell), self.verify_agent(),
+                         self.verify_allinone(cell), self.verify_bundle(cell)),
                 values=PublishImagesValues(registry=host, prefix=prefix), tools=("docker",),
             ))
         checks = (self.verify_guest_image(cell, target), *([self.boot(cell)] if target == "vm" else []))
@@ -272,17 +287,20 @@ class Declarer:
     # -- selection ------------------------------------------------------------------------------
     def oci(self, cell: Cell, verify: bool) -> list[str]:
         wanted = [self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image(),
-                  self.allinone(cell), self.pod(cell)]
+                  self.allinone(cell), self.bundle(cell)]
         if verify:
-            wanted += [self.verify_datastore(cell), self.verify_agent(), self.verify_allinone(cell)]
+            wanted += [self.verify_datastore(cell), self.verify_agent(), self.verify_allinone(cell),
+                       self.verify_bundle(cell)]
         return wanted
 
 
 def declare(matrix: Matrix, cells: Iterable[Cell], targets: Iterable[Target], tree: Tree, host: HostInputs,
-            verify: bool, publish: tuple[str, str] | None = None) -> tuple[list[Node], list[str]]:
+            verify: bool, publish: tuple[str, str] | None = None,
+            image_prefix: str | None = None) -> tuple[list[Node], list[str]]:
     """All nodes needed for ``targets`` of ``cells`` and the ids the command asks for; with ``publish``
-    (registry host, prefix), the verified artifacts are pushed there too."""
-    decl = Declarer(matrix, tree, host)
+    (registry host, prefix), the verified artifacts are pushed there too. ``image_prefix``: where the
+    Kubernetes bundles of this (unpublished) build say their images are."""
+    decl = Declarer(matrix, tree, host, image_prefix)
     wanted: list[str] = []
     for cell in cells:
         for target in targets:

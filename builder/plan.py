@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from builder.errors import GuestforgeError, UsageError
-from builder.matrix.models import Base, Datastore, Exporter, Flavor, Matrix, Target, Version
+from builder.matrix.models import Base, Datastore, Exporter, Flavor, Matrix, Resources, Target, Version
 from builder.spec import CellSpec, ExporterSpec
 
 
@@ -34,6 +34,8 @@ class Cell:
     base: Base | None = None
     packages: tuple[str, ...] = ()
     image: str | None = None
+    # The matrix's ``resources:`` layers, datastore first then version (builder/k8s/resources.py merges them).
+    resources: tuple[Resources, ...] = ()
 
     @property
     def upstream(self) -> bool:
@@ -102,6 +104,7 @@ def _cell(matrix: Matrix, ds_name: str, ds: Datastore, ver_name: str, ver: Versi
         base=matrix.bases[ver.base] if ver.base else None,
         packages=tuple(ver.packages or ()),
         image=ver.image,
+        resources=tuple(r for r in (ds.resources, ver.resources) if r is not None),
     )
 
 

@@ -59,9 +59,10 @@ def host_inputs() -> HostInputs:
 def declare_graph(matrix: Matrix, cells: Sequence[Cell], targets: Sequence[Target], verify: bool,
                   tree: Tree | None = None, host: HostInputs | None = None,
                   tools: Mapping[str, str] | None = None,
-                  publish: tuple[str, str] | None = None) -> tuple[Graph, list[str]]:
+                  publish: tuple[str, str] | None = None,
+                  image_prefix: str | None = None) -> tuple[Graph, list[str]]:
     nodes, wanted = declare(matrix, cells, targets, tree or WorkTree(REPO), host or host_inputs(), verify,
-                            publish)
+                            publish, image_prefix)
     versions = tools if tools is not None else tool_versions(t for n in nodes for t in n.tools)
     return Graph(nodes, tree or WorkTree(REPO), versions), wanted
 

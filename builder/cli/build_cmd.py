@@ -21,10 +21,12 @@ from builder.session import Options, RunResult, declare_graph, pick, run_graph
 
 def execute(obj: CliContext, command: str, selectors: tuple[str, ...], target: str | None, build_dir: Path,
             jobs: int, force: bool, cache_registry: str | None, ca_file: Path | None, insecure: bool,
-            publish: tuple[str, str] | None = None, sign_key: Path | None = None) -> RunResult:
+            image_prefix: str | None, publish: tuple[str, str] | None = None,
+            sign_key: Path | None = None) -> RunResult:
     matrix = obj.matrix()
     cells, targets = pick(matrix, selectors, target)  # type: ignore[arg-type]
-    graph, wanted = declare_graph(matrix, cells, targets, verify=command in ("verify", "publish"), publish=publish)
+    graph, wanted = declare_graph(matrix, cells, targets, verify=command in ("verify", "publish"), publish=publish,
+                                  image_prefix=image_prefix)
     if not wanted:
         raise GuestforgeError(f"nothing to {command}: the selected cells want none of {', '.join(targets)}")
     registry = RegistryOptions(ca_file=ca_file, insecure=insecure)
@@ -117,7 +119,7 @@ def publish(obj: CliContext, /, registry: str, sign_key: Path | None, **kwargs: 
     """Verify the selected cells (skipping what already passed), then push what passed to a registry.
 
     OCI: the datastore, all-in-one, exporter and agent images under their local names, and the cell's
-    pod spec pinned to them by digest (build/artifacts/CELL/pod.published.yaml). vm and baremetal: the
+    Kubernetes bundle pinned to them by digest (build/artifacts/CELL/bundle.published/). vm and baremetal: the
     disk files as an OCI artifact (HOST/PREFIX/DATASTORE:VERSION-TARGET). A cell that fails its
     verification is not pushed; the others are.
     """

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.matrix import Matrix, load_matrix
+from builder.matrix.loader import load_matrix
+from builder.matrix.models import Matrix
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from builder.cli.context import CliContext
 from builder.impact import CellTarget, Impact, affected, job_name
-from builder.matrix import ALL_TARGETS
+from builder.matrix.models import ALL_TARGETS
 from builder.paths import REPO
 from builder.plan import expand
 from builder.session import host_inputs

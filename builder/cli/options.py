@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from builder.matrix import ALL_TARGETS
+from builder.matrix.models import ALL_TARGETS
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+_PREFIX = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+")
+
+
+def _image_prefix(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A registry host with a path: a bare ``guestforge`` would resolve to Docker Hub."""
+    if value is not None and not _PREFIX.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not HOST[:PORT]/PATH (e.g. registry.example.internal/dbaas)")
+    return value
 
 
 def graph_options(func: F) -> F:
@@ -31,6 +42,10 @@ def graph_options(func: F) -> F:
                      "the system's."),
         click.option("--insecure", is_flag=True,
                      help="Allow plain HTTP and unverified TLS to registries (loopback may always be plain HTTP)."),
+        click.option("--image-prefix", metavar="HOST[:PORT]/PATH", default=None, callback=_image_prefix,
+                     help="Where the Kubernetes bundles of this build name their images (PREFIX/NAME:TAG-KEY; "
+                          "default localhost/guestforge, which no cluster pulls: push there first). "
+                          "`publish` pins its own registry's digests instead."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

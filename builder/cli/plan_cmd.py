@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from builder.cli.context import CliContext
-from builder.matrix import ALL_TARGETS, load_matrix
+from builder.matrix.loader import load_matrix
+from builder.matrix.models import ALL_TARGETS
 from builder.plan import Cell, expand
 from builder.session import declare_graph, pick
 from builder.status import node_statuses

@@ -17,8 +17,9 @@ from typing import Literal
 from builder.errors import GuestforgeError
 from builder.agent.values import AgentTreeArtifact, AgentTreeValues
 from builder.graph.step import Action, Artifact, RunContext, Values
+from builder.k8s.values import BundleArtifact, BundleCheckArtifact, BundleValues
 from builder.oci.values import (AgentImageValues, AllInOneValues, BaseValues, DatastoreValues, DebugValues,
-                                ExporterValues, FileArtifact, ImageArtifact, PodValues, UpstreamValues)
+                                ExporterValues, ImageArtifact, UpstreamValues)
 from builder.publish.values import PublishDiskValues, PublishedDisk, PublishedImages, PublishImagesValues
 from builder.verify.values import SuiteArtifact, SuiteValues
 from builder.vm.values import (BootArtifact, BootValues, GuestBaseArtifact, GuestBaseValues, GuestCheckArtifact,
@@ -74,13 +75,15 @@ KINDS: Mapping[str, Kind] = _kinds(
     Kind("agent-tree", AgentTreeValues, "builder.actions:AgentTreeAction", AgentTreeArtifact),
     Kind("agent-image", AgentImageValues, "builder.actions:AgentImageAction", IMAGE, image=True),
     Kind("aio", AllInOneValues, "builder.oci.steps:AllInOneAction", IMAGE, target="oci", image=True),
-    Kind("pod", PodValues, "builder.actions:PodAction", FileArtifact, target="oci"),
+    Kind("bundle", BundleValues, "builder.k8s.action:BundleAction", BundleArtifact, target="oci"),
     Kind("verify-datastore", SuiteValues, "builder.verify.steps:VerifyAction", SuiteArtifact, target="oci",
          verification=True),
     Kind("verify-agent", SuiteValues, "builder.verify.steps:VerifyAction", SuiteArtifact, target="oci",
          verification=True),
     Kind("verify-aio", SuiteValues, "builder.verify.steps:VerifyAction", SuiteArtifact, target="oci",
          verification=True),
+    Kind("verify-bundle", SuiteValues, "builder.verify.bundle:VerifyBundleAction", BundleCheckArtifact,
+         target="oci", verification=True),
     Kind("guest-base", GuestBaseValues, "builder.vm.steps:GuestBaseAction", GuestBaseArtifact),
     Kind("guest-image", GuestImageValues, "builder.vm.steps:GuestImageAction", GuestImagesArtifact),
     Kind("verify-vm", GuestCheckValues, "builder.vm.steps:GuestVerifyAction", GuestCheckArtifact, target="vm",

@@ -19,6 +19,7 @@ from builder.matrix.tokens import (
     PackageName,
     Program,
     PyPIName,
+    Quantity,
     Token,
     Url,
     User,
@@ -73,6 +74,10 @@ class Agent(Strict):
                                                            "logs and the builder image's history)")
     sources: Flag = Field(False, description="ship each module's .py beside its bytecode: tracebacks show "
                                              "source lines, and the agent layer has about twice the files")
+    # Read by the Kubernetes bundle only (its values carry it): excluded from dumps, so it is in no other key.
+    runs_in_pod: Flag = Field(False, exclude=True,
+                              description="the agent can run as a pod's sidecar under the PSA restricted profile "
+                                          "(no root helper, no container engine); Trove 26 cannot")
 
 
 class Exporter(Strict):
@@ -87,6 +92,27 @@ class Exporter(Strict):
     uid: Uid = 1200
 
 
+class Amounts(Strict):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+
+
+class ContainerResources(Strict):
+    """Kubernetes requests and limits of one container; unset fields keep the flavor's default."""
+
+    requests: Amounts = Amounts()
+    limits: Amounts = Amounts()
+
+
+class Resources(Strict):
+    """Per-container resources of a cell's Kubernetes bundle (defaults per flavor: builder/k8s/resources.py)."""
+
+    database: ContainerResources = ContainerResources()
+    exporter: ContainerResources = ContainerResources()
+    agent: ContainerResources = ContainerResources()
+    storage: Quantity | None = Field(None, description="the data volume claim's size")
+
+
 class Overrides(Strict):
     """Datastore settings a single version may override."""
 
@@ -99,6 +125,7 @@ class Overrides(Strict):
     client: Program | None = None
     exporter: Name | None = None
     targets: Targets | None = None
+    resources: Resources | None = None
 
 
 class Version(Overrides):
@@ -120,6 +147,7 @@ class Datastore(Strict):
     client: Program
     exporter: Name
     targets: Targets | None = None
+    resources: Resources | None = None
     versions: Annotated[dict[VersionKey, Version], Field(min_length=1)]
 
 

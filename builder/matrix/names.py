@@ -13,19 +13,13 @@ from collections.abc import Iterator
 from builder.errors import Problem
 from builder.matrix.models import Matrix
 from builder.matrix.yamlsrc import Located, Path, format_path
-from builder.oci.naming import base_repo, datastore_repo, exporter_repo
+from builder.oci.naming import base_repo, datastore_repo, dns_label, exporter_repo
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # Repositories guestforge itself names (agent sidecar, bases, debug helper): no datastore or exporter may.
 RESERVED = frozenset({"agent", "base", "debug"})
 # Kubernetes objects named CELL-SUFFIX, the longest suffix first.
 _K8S_SUFFIXES = ("-agent-config", "-credentials", "-data")
-
-
-def dns_label(name: str) -> str:
-    """``mariadb-10.11`` -> ``mariadb-10-11`` (RFC 1123 label, as Kubernetes names require)."""
-    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    return label[:63].rstrip("-")
 
 
 class _Registry:

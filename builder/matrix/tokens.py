@@ -38,6 +38,8 @@ _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
                 "digit; it becomes an image tag and a Kubernetes label)"),
     "base": (re.compile(r"[a-z0-9][a-z0-9._-]*(:[a-z0-9][a-z0-9._-]*)?"), "not a valid base name (e.g. debian:bookworm)"),
     "path": (re.compile(r"/[A-Za-z0-9_.@+/-]*"), "not an absolute path of plain characters"),
+    # A Kubernetes resource quantity (cpu "250m", "1"; memory "256Mi", "1G").
+    "quantity": (re.compile(r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?"), "not a resource quantity (250m, 1, 256Mi)"),
     "url": (re.compile(r"(https?|file)://[A-Za-z0-9._~%+:/@-]+"), "not a plain http(s) URL"),
     "image": (
         re.compile(
@@ -130,4 +132,5 @@ VersionKey = Annotated[str, _validator("version")]
 BaseName = Annotated[str, _validator("base")]
 AbsPath = Annotated[str, _validator("path")]
 Url = Annotated[str, _validator("url")]
+Quantity = Annotated[str, _validator("quantity")]
 ImageRef = Annotated[str, _validator("image")]

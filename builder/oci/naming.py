@@ -6,6 +6,7 @@ this module adds the key.
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 
@@ -24,6 +25,12 @@ def datastore_repo(datastore: str, version: str, allinone: bool = False) -> tupl
 
 def exporter_repo(name: str) -> tuple[str, str]:
     return f"guestforge/{name}", "latest"
+
+
+def dns_label(name: str) -> str:
+    """``mariadb-10.11`` -> ``mariadb-10-11`` (RFC 1123 label, as Kubernetes names require)."""
+    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    return label[:63].rstrip("-")
 
 
 def short(key: str) -> str:

@@ -101,13 +101,6 @@ class AgentImageValues(Values):
         return "guestforge/agent", "latest"
 
 
-class PodValues(Values):
-    """A cell's pod spec: the cell with its exporter, and the agent."""
-
-    cell: CellSpec
-    agent: Agent
-
-
 class ImageArtifact(Artifact):
     """An image in the local engine: its content-addressed ref, moving tag and ID."""
 

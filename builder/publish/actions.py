@@ -1,7 +1,8 @@
 """Actions that publish a cell's verified artifacts to a registry.
 
 ``publish-oci``: the datastore, all-in-one, exporter and agent images, pushed by the engine under the
-local names (content tag and moving tag), and the cell's pod spec rewritten to run them by digest.
+local names (content tag and moving tag), and the cell's Kubernetes bundle copied to ``bundle.published/``
+with every image pinned by digest.
 ``publish-disk``: a cell's vm or baremetal files as one OCI artifact, each file a layer titled with its
 name (``oras pull`` writes them back out), the image manifest as config.
 
@@ -15,18 +16,17 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Mapping
-from pathlib import Path
 
 import yaml
 
 from builder.cache.oci_client import TITLE, AuthError, Registry, RegistryError, RegistryOptions
-from builder.errors import BuildError
 from builder.graph.step import Artifact, RunContext, Step
 from builder.oci.engine import Engine
-from builder.oci.k8s import check_pod
+from builder.k8s.action import checked, read_bundle, record, unchanged, write_bundle
+from builder.k8s.bundle import Bundle, dump
+from builder.k8s.values import BundleArtifact
 from builder.oci.naming import short
-from builder.oci.podspec import to_yaml
-from builder.oci.values import FileArtifact, ImageArtifact
+from builder.oci.values import ImageArtifact
 from builder.publish.values import (PublishDiskValues, PublishedDisk, PublishedImage, PublishedImages,
                                     PublishImagesValues)
 from builder.vm.values import GuestImagesArtifact
@@ -66,14 +66,6 @@ def _still_there(pushed: Mapping[str, str], options: RegistryOptions | None) -> 
     return True
 
 
-def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
-
-
 class _Attaching:
     """Provenance (always) and a signature (with ``--sign-key``) for each digest a publish pushes."""
 
@@ -109,7 +101,7 @@ class PublishImagesAction(_Attaching):
         return engine
 
     def exists(self, artifact: Artifact) -> bool:
-        return (isinstance(artifact, PublishedImages) and (self.ctx.build_dir / artifact.path).is_file()
+        return (isinstance(artifact, PublishedImages) and unchanged(self.ctx.build_dir, artifact.files, artifact.sha256)
                 and _still_there(artifact.pushed, self.ctx.registry))
 
     def run(self, step: Step) -> PublishedImages:
@@ -117,7 +109,7 @@ class PublishImagesAction(_Attaching):
         host, prefix = values.registry, values.prefix
         pushed: dict[str, str] = {}  # remote ref -> manifest digest
         images: dict[str, PublishedImage] = {}  # by role
-        by_local: dict[str, str] = {}  # local ref -> pinned remote (for the pod spec)
+        by_local: dict[str, str] = {}  # local ref -> pinned remote (for the bundle)
         registry = Registry(host, self.ctx.registry)
         for role in IMAGE_ROLES:  # blobs, manifest and key tag of every image (the engine pushes them)
             local = step.parent(ImageArtifact, *((role, "upstream") if role == "datastore" else (role,)))
@@ -128,21 +120,24 @@ class PublishImagesAction(_Attaching):
             images[role] = PublishedImage(ref=ref, tag=tag, digest=digest, pinned=pinned(ref, digest), id=local.id,
                                           **attached)
             by_local[local.ref] = images[role].pinned
-        pod = yaml.safe_load(step.path(step.parent(FileArtifact, "pod").path).read_text())
-        doc = pin_pod_images(pod, by_local)
-        problems = check_pod(doc)
-        if problems:
-            raise BuildError(f"published pod spec is invalid: {'; '.join(problems)}", str(step.log))
-        cell = step.node.cell or "shared"
-        path = _write(self.artifacts / cell / "published" / f"pod-{short(step.key)}.yaml", to_yaml(doc, step.key))
-        _write(self.artifacts / cell / "pod.published.yaml", path.read_text())  # the latest, at a fixed path
+        bundle = step.parent(BundleArtifact, "bundle")
+        pins = {ref: by_local[local] for ref, local in bundle.local.items()}
+        files = {}
+        for name, text in read_bundle(step, bundle.files).items():
+            if name == "statefulset.yaml":
+                header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+                text = header + dump(pin_pod_images(yaml.safe_load(text), pins))
+            files[name] = text
+        published = checked(Bundle(files), step.log)
+        path = self.artifacts / (step.node.cell or "shared") / "bundle.published"
+        digests = write_bundle(published, path)
         for image in images.values():  # moving tags last, each onto a complete artifact
             _, repo, moving = _split(image.tag)
             promote(registry, repo, image.digest, [moving], step.log)
             pushed[image.tag] = image.digest
         with step.log.open("a") as out:
             out.writelines(f"published {i.pinned} ({i.tag})\n" for i in images.values())
-        return PublishedImages(images=images, pushed=pushed, path=step.rel(path), size=path.stat().st_size,
+        return PublishedImages(**record(step, path, digests), images=images, pushed=pushed,
                                digest=images["datastore"].digest)
 
 

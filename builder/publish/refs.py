@@ -1,4 +1,4 @@
-"""Where published artifacts go, and the pod spec that points at them. Pure: no engine, no network.
+"""Where published artifacts go, and the Kubernetes manifests that point at them. Pure: no engine, no network.
 
 Remote names mirror the local ones, so a user who knows ``guestforge/postgresql:15-KEY`` finds
 ``HOST/PREFIX/postgresql:15-KEY`` (and the moving ``HOST/PREFIX/postgresql:15``) in the registry.
@@ -29,13 +29,15 @@ def pinned(ref: str, digest: str) -> str:
 
 
 def pin_pod_images(doc: Mapping[str, Any], images: Mapping[str, str]) -> dict[str, Any]:
-    """A copy of the pod ``doc`` whose container images are replaced per ``images`` (local -> pinned).
+    """A copy of ``doc`` (a Pod, or a workload with a pod template) whose container images are replaced
+    per ``images`` (reference in the manifest -> pinned).
 
     Every container must be covered: a pod half pointing at the build host would not run anywhere else.
     """
     out = copy.deepcopy(dict(doc))
+    spec = out["spec"]["template"]["spec"] if "template" in out["spec"] else out["spec"]
     for section in ("initContainers", "containers"):
-        for container in out["spec"].get(section, []):
+        for container in spec.get(section, []):
             if container["image"] not in images:
                 raise GuestforgeError(f"internal: pod container {container['name']} runs {container['image']}, "
                                       "which this publish did not push")

@@ -33,12 +33,14 @@ class PublishedImage(BaseModel):
 
 
 class PublishedImages(Artifact):
-    """The cell's images by role, every pushed ref -> digest, and the pinned pod spec (relative path)."""
+    """The cell's images by role, every pushed ref -> digest, and the pinned Kubernetes bundle (its
+    directory, files and their digests, relative to the build dir, as ``builder.k8s.action.record``)."""
 
     images: dict[str, PublishedImage]
     pushed: dict[str, str]
-    path: str
-    size: int
+    dir: str
+    files: dict[str, str]
+    sha256: dict[str, str]
     digest: str
 
     def identity(self) -> str | None:

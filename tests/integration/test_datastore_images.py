@@ -16,7 +16,7 @@ import docker
 import pytest
 
 from builder.oci.values import ImageArtifact
-from builder.matrix import Matrix
+from builder.matrix.models import Matrix
 from builder.oci.engine import Engine
 from builder.oci.render import render
 from builder.paths import INFRA_TESTS
@@ -53,7 +53,7 @@ def images(gate: RunResult) -> dict[str, dict[str, str]]:
     for node_id, outcome in gate.outcomes.items():
         if node_id.startswith("datastore:"):
             cell = node_id.split(":", 1)[1]
-            exporter = next(p for p in gate.graph.nodes[f"pod:{cell}"].parents if p.startswith("exporter:"))
+            exporter = next(p for p in gate.graph.nodes[f"bundle:{cell}"].parents if p.startswith("exporter:"))
             out[cell] = {"datastore": outcome.produced(ImageArtifact).ref, "exporter": gate.outcomes[exporter].produced(ImageArtifact).ref,
                          "debug": gate.outcomes["debug"].produced(ImageArtifact).ref}
     return out

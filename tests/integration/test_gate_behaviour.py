@@ -12,10 +12,12 @@ import requests
 import yaml
 
 from builder.agent.values import AgentTreeArtifact
-from builder.oci.values import FileArtifact, ImageArtifact
+from builder.k8s.values import BundleArtifact
+from builder.oci.values import ImageArtifact
 from builder.cache.registry import RegistryCache
 from builder.cli.main import main
-from builder.matrix import Matrix, parse_matrix
+from builder.matrix.loader import parse_matrix
+from builder.matrix.models import Matrix
 from builder.oci.engine import Engine
 from builder.session import RunResult
 from tests.conftest import ROOT
@@ -47,8 +49,8 @@ def test_one_failing_cell_blocks_nothing_else(gate: RunResult, gate_dir: Path, t
     report = json.loads((gate_dir / "reports" / "latest-build.json").read_text())
     status = {r["node"]: r["status"] for r in report["nodes"]}
     assert status["datastore:redis-0.0"] == "failed"
-    assert status["aio:redis-0.0"] == "blocked" and status["pod:redis-0.0"] == "blocked"
-    assert status["datastore:redis-7.0"] == "cached" and status["pod:redis-7.0"] == "cached"
+    assert status["aio:redis-0.0"] == "blocked" and status["bundle:redis-0.0"] == "blocked"
+    assert status["datastore:redis-7.0"] == "cached" and status["bundle:redis-7.0"] == "cached"
     log = Path(next(r["log"] for r in report["nodes"] if r["node"] == "datastore:redis-0.0"))
     assert "redis-server-nonexistent" in log.read_text()
 
@@ -67,8 +69,9 @@ def test_registry_cache_pulls_instead_of_building(registry: str, matrix: Matrix,
     tree = second.outcomes["agent-tree"].produced(AgentTreeArtifact)
     assert second.path(tree.path).is_file() and second.path(tree.path).is_relative_to(second_dir)
     assert tree.diff_id == first.outcomes["agent-tree"].produced(AgentTreeArtifact).diff_id
-    assert second.path(second.outcomes["pod:redis-7.0"].produced(FileArtifact).path).read_text() == \
-        first.path(first.outcomes["pod:redis-7.0"].produced(FileArtifact).path).read_text()
+    first_bundle, second_bundle = (r.outcomes["bundle:redis-7.0"].produced(BundleArtifact) for r in (first, second))
+    assert {n: second.path(p).read_text() for n, p in second_bundle.files.items()} == \
+        {n: first.path(p).read_text() for n, p in first_bundle.files.items()}
 
 
 def test_upstream_image_pinned_by_digest(gate: RunResult, registry: str, tmp_path: Path, engine: Engine) -> None:
@@ -99,7 +102,7 @@ def skopeo_raw(ref: str, *flags: str) -> dict[str, object]:
     return dict(json.loads(out))
 
 
-def test_publish_pushes_verified_images_and_pins_the_pod(gate: RunResult, gate_dir: Path, registry: str,
+def test_publish_pushes_verified_images_and_pins_the_bundle(gate: RunResult, gate_dir: Path, registry: str,
                                                         engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
     location = f"{registry}/gftest-pub-{secrets.token_hex(3)}"
     argv = ["-m", str(ROOT / "matrix.yaml"), "publish", "--registry", location, "--target", "oci",
@@ -110,8 +113,9 @@ def test_publish_pushes_verified_images_and_pins_the_pod(gate: RunResult, gate_d
     status = {r["node"]: r["status"] for r in report["nodes"]}
     assert status.pop("publish-oci:redis-7.0") == "built"
     assert set(status.values()) == {"cached"}  # built and verified by the gate: nothing redone
-    pod = yaml.safe_load((gate_dir / "artifacts" / "redis-7.0" / "pod.published.yaml").read_text())
-    images = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
+    published = yaml.safe_load((gate_dir / "artifacts" / "redis-7.0" / "bundle.published" / "statefulset.yaml")
+                               .read_text())
+    images = {c["name"]: c["image"] for c in published["spec"]["template"]["spec"]["containers"]}
     local = {"database": gate.outcomes["datastore:redis-7.0"].produced(ImageArtifact).id,
              "exporter": gate.outcomes["exporter:redis_exporter"].produced(ImageArtifact).id}
     assert set(images) == set(local)

@@ -10,11 +10,13 @@ import yaml
 
 from bench.common import copy_repo, guestforge
 from builder.agent.values import AgentTreeArtifact
-from builder.oci.values import FileArtifact, ImageArtifact
+from builder.k8s.action import unchanged
+from builder.k8s.validate import problems
+from builder.k8s.values import BundleArtifact, BundleCheckArtifact
+from builder.oci.values import ImageArtifact
 from builder.oci.engine import Engine
-from builder.oci.k8s import check_pod
 from builder.session import RunResult
-from tests.integration.conftest import GATE_CELLS, run_oci
+from tests.integration.conftest import BUNDLE_CELLS, GATE_CELLS, run_oci
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -23,8 +25,10 @@ def test_every_gate_node_succeeds(gate: RunResult) -> None:
     failed = {r.node: (r.error, r.log) for r in gate.table if r.status in ("failed", "blocked")}
     assert not failed, failed
     for cell in GATE_CELLS:
-        for kind in ("datastore", "aio", "pod", "verify-datastore", "verify-aio"):
+        for kind in ("datastore", "aio", "bundle", "verify-datastore", "verify-aio"):
             assert gate.outcomes[f"{kind}:{cell}"].status in ("built", "verified"), (kind, cell)
+    for cell in BUNDLE_CELLS:
+        assert gate.outcomes[f"verify-bundle:{cell}"].status == "verified", cell
     assert gate.outcomes["verify-agent"].status == "verified"
 
 
@@ -56,13 +60,18 @@ def test_agent_layer_is_one_blob_on_every_base(gate: RunResult, engine: Engine) 
     assert tops == {tree.diff_id}
 
 
-def test_pod_specs_are_valid(gate: RunResult) -> None:
+def test_bundles_are_valid_and_played_without_restarts(gate: RunResult) -> None:
     for cell in GATE_CELLS:
-        doc = yaml.safe_load(gate.path(gate.outcomes[f"pod:{cell}"].produced(FileArtifact).path).read_text())
-        assert check_pod(doc) == []
-        containers = {c["name"]: c for c in doc["spec"]["containers"]}
-        expected = {"database", "exporter"} | ({"guest-agent"} if "redis" not in cell and "valkey" not in cell else set())
-        assert set(containers) == expected
+        artifact = gate.outcomes[f"bundle:{cell}"].produced(BundleArtifact)
+        assert unchanged(gate.build_dir, artifact.files, artifact.sha256)
+        docs = [d for rel in artifact.files.values() for d in yaml.safe_load_all(gate.path(rel).read_text()) if d]
+        assert problems(docs) == []
+        if cell in BUNDLE_CELLS:
+            figures = gate.outcomes[f"verify-bundle:{cell}"].produced(BundleCheckArtifact).figures
+            assert figures["ready_seconds"] < 120 and set(figures["restarts"].values()) == {0}, (cell, figures)
+        statefulset = next(d for d in docs if d["kind"] == "StatefulSet")
+        containers = {c["name"]: c for c in statefulset["spec"]["template"]["spec"]["containers"]}
+        assert set(containers) == {"database", "exporter"}    # Trove 26 cannot run in a pod: no agent
         for c in containers.values():
             assert c["securityContext"]["runAsNonRoot"] is True and c["securityContext"]["runAsUser"] > 0
             for env in c.get("env", []):  # passwords: a Secret reference, or $(VAR) naming one
@@ -71,7 +80,7 @@ def test_pod_specs_are_valid(gate: RunResult) -> None:
 
 
 def test_second_run_redoes_nothing(gate: RunResult, gate_dir: Path, matrix: object, engine: Engine) -> None:
-    again = run_oci(matrix, GATE_CELLS, gate_dir, engine=engine)  # type: ignore[arg-type]
+    again = run_oci(matrix, GATE_CELLS, gate_dir, engine=engine, bundles=BUNDLE_CELLS)  # type: ignore[arg-type]
     assert {o.status for o in again.outcomes.values()} == {"cached"}
     assert again.seconds < 15
 

@@ -20,7 +20,7 @@ from builder.vm.values import BootArtifact, GuestCheckArtifact, GuestImagesArtif
 from builder.cache.oci_client import Registry
 from builder.cli.main import main
 from builder.hostenv.apt import host_mirrors
-from builder.matrix import Matrix
+from builder.matrix.models import Matrix
 from builder.oci.engine import Engine
 from builder.oci.rootfs import resolve
 from builder.plan import Cell, expand

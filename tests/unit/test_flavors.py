@@ -12,7 +12,7 @@ import pytest
 
 from builder.errors import UsageError
 from builder.flavors import FLAVORS, Secrets, flavor, version_matches
-from builder.matrix import load_matrix
+from builder.matrix.loader import load_matrix
 from builder.matrix.models import Flavor
 from builder.paths import CONTAINER_SPECS
 from builder.plan import Cell, expand

@@ -10,7 +10,7 @@ import pytest
 
 from builder.hostenv.apt import Mirrors
 from builder.impact import Impact, affected
-from builder.matrix import load_matrix
+from builder.matrix.loader import load_matrix
 from builder.pipeline import HostInputs
 from builder.plan import expand
 from tests.conftest import ROOT

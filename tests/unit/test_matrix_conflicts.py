@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from builder.errors import InputError
-from builder.matrix import parse_matrix
+from builder.matrix.loader import parse_matrix
 from tests.conftest import ROOT
 
 MATRIX = (ROOT / "matrix.yaml").read_text()

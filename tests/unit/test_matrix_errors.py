@@ -8,7 +8,7 @@ import pytest
 
 from builder.cli.main import main
 from builder.errors import InputError
-from builder.matrix import parse_matrix
+from builder.matrix.loader import parse_matrix
 
 DIGEST = "sha256:" + "ab" * 32
 

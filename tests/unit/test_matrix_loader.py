@@ -8,7 +8,7 @@ import tracemalloc
 import pytest
 
 from builder.errors import InputError
-from builder.matrix import parse_matrix
+from builder.matrix.loader import parse_matrix
 
 BOMB = b'a: &a ["x","x","x","x","x","x","x","x","x","x"]\n' + b"".join(
     b"%c: &%c [%s]\n" % (98 + i, 98 + i, b",".join([b"*%c" % (97 + i)] * 10)) for i in range(7))

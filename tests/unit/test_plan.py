@@ -8,7 +8,7 @@ import pytest
 
 from builder.cli.main import main
 from builder.errors import UsageError
-from builder.matrix import load_matrix
+from builder.matrix.loader import load_matrix
 from builder.plan import expand, select
 from tests.conftest import ROOT
 
@@ -45,7 +45,7 @@ def test_selector_matching_nothing_is_an_error() -> None:
 
 
 def test_version_overrides_and_target_defaults(small_matrix_text: str, tmp_path: object) -> None:
-    from builder.matrix import parse_matrix
+    from builder.matrix.loader import parse_matrix
 
     text = small_matrix_text + "        port: 5433\n        targets: [oci]\n"
     matrix, _ = parse_matrix(text, "m.yaml")

@@ -1,4 +1,4 @@
-"""Publishing, without a registry: locations, remote names, pinned pod specs, and where publish sits in the graph."""
+"""Publishing, without a registry: locations, remote names, pinned bundles, and where publish sits in the graph."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from builder.cache.oci_client import parse_location
 from builder.cli.main import main
 from builder.errors import GuestforgeError, UsageError
 from builder.hostenv.apt import Mirrors
-from builder.matrix import load_matrix
+from builder.matrix.loader import load_matrix
 from builder.pipeline import HostInputs
 from builder.plan import expand
 from builder.publish.refs import pin_pod_images, pinned, remote_ref
@@ -63,6 +63,13 @@ def test_pod_images_are_pinned_and_nothing_is_left_pointing_home() -> None:
         pin_pod_images(doc, {"guestforge/a:1": f"h.io/p/a@{DIGEST}"})
 
 
+def test_workload_images_are_pinned_in_the_pod_template() -> None:
+    doc = {"kind": "StatefulSet", "spec": {"template": {"spec": {"containers": [
+        {"name": "db", "image": "localhost/guestforge/a:1"}]}}}}
+    out = pin_pod_images(doc, {"localhost/guestforge/a:1": f"h.io/p/a@{DIGEST}"})
+    assert out["spec"]["template"]["spec"]["containers"][0]["image"] == f"h.io/p/a@{DIGEST}"
+
+
 def graph_for(cells: list[str], targets: list[str], publish: tuple[str, str] | None):  # type: ignore[no-untyped-def]
     matrix = load_matrix(ROOT / "matrix.yaml")
     chosen = [c for c in expand(matrix) if c.name in cells]
@@ -74,9 +81,10 @@ def test_publish_waits_for_every_verification_of_what_it_pushes() -> None:
     graph, wanted = graph_for(["postgresql-15"], ["oci", "vm", "baremetal"], ("127.0.0.1:5000", "dbaas"))
     assert wanted == ["publish-oci:postgresql-15", "publish-vm:postgresql-15", "publish-baremetal:postgresql-15"]
     oci = set(graph.nodes["publish-oci:postgresql-15"].parents)
-    assert {"verify-datastore:postgresql-15", "verify-aio:postgresql-15", "verify-agent"} <= oci
+    assert {"verify-datastore:postgresql-15", "verify-aio:postgresql-15", "verify-agent",
+            "verify-bundle:postgresql-15"} <= oci
     assert {"datastore:postgresql-15", "aio:postgresql-15", "exporter:postgres_exporter", "agent-image",
-            "pod:postgresql-15"} <= oci
+            "bundle:postgresql-15"} <= oci
     assert "boot-vm:postgresql-15" in graph.nodes["publish-vm:postgresql-15"].parents
     assert "verify-baremetal:postgresql-15" in graph.nodes["publish-baremetal:postgresql-15"].parents
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from builder.errors import BuildError
-from builder.matrix import load_matrix
+from builder.matrix.loader import load_matrix
 from builder.oci.render import render
 from builder.paths import CONTAINER_SPECS
 from builder.plan import Cell, expand
