@@ -105,18 +105,27 @@ class Transport(oras.provider.Registry):  # type: ignore[misc]
         return self._scheme
 
     def _probe_scheme(self) -> str:
-        try:
-            self.session.get(f"https://{self.host}/v2/", verify=self._tls_verify)
-            return "https"
-        except requests.exceptions.SSLError as exc:
-            if not (self.options.insecure or is_loopback(self.host)) or not self._speaks_http():
+        plain_ok = self.options.insecure or is_loopback(self.host)
+        last = ""
+        for attempt in range(self.options.attempts):
+            if attempt:
+                time.sleep(wait_before(attempt - 1, self.options))
+            try:
+                self.session.get(f"https://{self.host}/v2/", verify=self._tls_verify)
+                return "https"
+            except requests.exceptions.SSLError as exc:
+                if _not_tls(exc) and plain_ok:
+                    return "http"  # the server speaks plain HTTP, which this host may
+                if _not_tls(exc):
+                    raise RegistryError(f"registry {self.host} speaks plain HTTP; pass --insecure to allow "
+                                        "that") from None
                 hint = "" if self.options.ca_file else "; pass --ca-file with the CA that signed it"
                 raise RegistryError(f"registry {self.host}: TLS failed: {_reason(exc)}{hint}") from None
-            return "http"
-        except _NETWORK as exc:
-            if (self.options.insecure or is_loopback(self.host)) and self._speaks_http():
-                return "http"
-            raise RegistryError(f"registry {self.host} does not answer: {_reason(exc)}") from None
+            except _NETWORK as exc:  # reset or timed out: maybe plain HTTP, maybe the network; try again
+                last = _reason(exc)
+                if plain_ok and self._speaks_http():
+                    return "http"
+        raise RegistryError(f"registry {self.host} does not answer: {last}")
 
     def _speaks_http(self) -> bool:
         try:
@@ -202,6 +211,12 @@ class Transport(oras.provider.Registry):  # type: ignore[misc]
         """PUT a file, streamed (the SDK reads a whole blob into memory)."""
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
         return self.do_request(url, "PUT", data=body, headers=headers)
+
+
+def _not_tls(exc: Exception) -> bool:
+    """The TLS handshake got an answer that is not TLS (a plain-HTTP server)."""
+    return any(marker in str(exc) for marker in ("WRONG_VERSION_NUMBER", "record layer failure",
+                                                 "unknown protocol", "packet length too long"))
 
 
 def _path(url: str) -> str:

@@ -21,7 +21,7 @@ from tests.integration.faults import FAULTS, FaultProxy
 from tests.integration.registries import registry
 
 pytestmark = pytest.mark.integration
-PATIENT = RegistryOptions(timeout=1.5, attempts=4, backoff=0.05, max_wait=0.5)
+PATIENT = RegistryOptions(timeout=1.5, attempts=6, backoff=0.05, max_wait=0.5)
 
 
 def disk_step(build_dir: Path, host: str, round_: int) -> Step:
@@ -53,6 +53,7 @@ def test_publish_survives_faults_and_never_moves_a_tag_onto_a_partial_artifact(t
                 completed.append(action.run(disk_step(tmp_path / "build", proxy.host, round_)).digest)
             except GuestforgeError as exc:
                 assert exc.exit_code == 1
+                print(f"publish {round_} failed: {exc}")
                 failed += 1
             moving = direct.manifest_digest("dbaas/postgresql", "15-vm")
             if moving is not None:

@@ -189,7 +189,7 @@ def test_a_client_error_is_reported_not_retried(serve: Callable[[Script], str]) 
     script = Script(lambda m, p, a: (400, {}, b'{"errors": [{"code": "MANIFEST_INVALID"}]}'))
     with pytest.raises(RegistryError, match="HTTP 400 .*MANIFEST_INVALID"):
         Registry(serve(script), FAST).put_manifest("p/db", "15", {"schemaVersion": 2})
-    assert len(script.seen) == 2  # the scheme probe, then one PUT
+    assert len(script.seen) == 1  # one PUT (the failed TLS handshake alone said: plain HTTP)
 
 
 def _config(tmp_path: Path, config: object) -> Path:
