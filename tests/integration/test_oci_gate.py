@@ -93,7 +93,9 @@ def test_agent_file_touched_same_tree_cuts_off(gate: RunResult, gate_dir: Path, 
         f.write("# a comment: the same agent tree\n")
     run = guestforge(repo, gate_dir, "verify", "--target", "oci", *GATE_CELLS)
     assert run.exit_code == 0
-    status = {n["node"]: n["status"] for n in run.report["nodes"]}
+    # The CLI also verifies the bundles of gate cells the fixture left out (the gate plays one per flavor
+    # family): those are new, not redone, so only the gate's own nodes are compared.
+    status = {n["node"]: n["status"] for n in run.report["nodes"] if n["node"] in gate.outcomes}
     assert status.pop("agent-tree") == "built"
     assert set(status.values()) == {"cached"}, {n: s for n, s in status.items() if s != "cached"}
     assert run.nodes(kind_prefix="agent-tree")[0]["digest"] == gate.outcomes["agent-tree"].produced(AgentTreeArtifact).diff_id
