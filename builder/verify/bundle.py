@@ -15,12 +15,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from builder.errors import BuildError
-from builder.graph.step import Artifact, ArtifactFailure, RunContext, Step
+from builder.graph.step import ArtifactFailure, Step
 from builder.k8s.values import BundleArtifact, BundleCheckArtifact
 from builder.paths import REPO
 from builder.spec import CellSpec, VerifyContext
 from builder.verify.play import LABEL, podman, provide_images, serialised
 from builder.verify.runner import new_run_id, run_suite
+from builder.verify.steps import SuiteCheckAction
 from builder.verify.values import SuiteValues
 
 
@@ -54,14 +55,7 @@ def remove_run(run_id: str, log: Path) -> None:
                 podman("volume", "rm", "--force", volume, check=False, log=log)
 
 
-class VerifyBundleAction:
-    serial = False
-
-    def __init__(self, ctx: RunContext):
-        self.ctx = ctx
-
-    def exists(self, artifact: Artifact) -> bool:
-        return isinstance(artifact, BundleCheckArtifact) and artifact.passed
+class VerifyBundleAction(SuiteCheckAction):
 
     def run(self, step: Step) -> BundleCheckArtifact:
         values = step.values(SuiteValues)
@@ -85,11 +79,7 @@ class VerifyBundleAction:
         finally:
             remove_run(run_id, step.log)
         figures: dict[str, Any] = json.loads(Path(spec.figures).read_text()) if Path(spec.figures).is_file() else {}
-        artifact = BundleCheckArtifact(
-            passed=result.passed, tests=result.tests, failures=result.failures, errors=result.errors,
-            skipped=result.skipped, duration=round(result.duration, 1), exit_code=result.exit_code,
-            log=str(result.log), junit=str(result.junit), run_id=result.run_id, skips=result.skips,
-            idle=result.idle, suites=tuple(str(f.relative_to(REPO)) for f in files), figures=figures)
+        artifact = BundleCheckArtifact.of(result, files).model_copy(update={"figures": figures})
         if not result.passed:
             raise ArtifactFailure(result.summary(), str(step.log), artifact)
         return artifact

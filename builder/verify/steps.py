@@ -35,7 +35,9 @@ def context_for(step: Step) -> VerifyContext:
     return VerifyContext(images=_images(step), cell=values.cell, agent=agent)
 
 
-class VerifyAction:
+class SuiteCheckAction:
+    """A verification whose record is a suite run: done while its record says it passed."""
+
     serial = False
 
     def __init__(self, ctx: RunContext):
@@ -44,17 +46,16 @@ class VerifyAction:
     def exists(self, artifact: Artifact) -> bool:
         return isinstance(artifact, SuiteArtifact) and artifact.passed
 
+
+class VerifyAction(SuiteCheckAction):
+
     def run(self, step: Step) -> SuiteArtifact:
         files = [REPO / f for f in step.values(SuiteValues).suites]
         if not files:
             raise BuildError(f"{step.node.id}: no testinfra files declared", str(step.log))
         junit = step.log.with_suffix(".junit.xml")
         result = run_suite(context_for(step), files, step.log, junit)
-        artifact = SuiteArtifact(
-            passed=result.passed, tests=result.tests, failures=result.failures, errors=result.errors,
-            skipped=result.skipped, duration=round(result.duration, 1), exit_code=result.exit_code,
-            log=str(result.log), junit=str(result.junit), run_id=result.run_id, skips=result.skips,
-            idle=result.idle, suites=tuple(str(f.relative_to(REPO)) for f in files))
+        artifact = SuiteArtifact.of(result, files)
         if not result.passed:
             raise ArtifactFailure(result.summary(), str(step.log), artifact)
         return artifact
