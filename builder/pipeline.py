@@ -160,9 +160,13 @@ class Declarer:
         ))
 
     def bundle(self, cell: Cell) -> str:
+        """The agent's nodes are parents only when a pod can run the agent: otherwise no file of the bundle
+        depends on them, and an agent change must not re-render (and re-play) every cell's bundle."""
+        in_pod = self.matrix.agent.runs_in_pod
         return self.add(Node(
             id=f"bundle:{cell.name}", kind="bundle", title=f"{cell.name} Kubernetes bundle", cell=cell.name,
-            parents=(self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image(), self.agent_tree()),
+            parents=(self.datastore(cell), self.exporter(cell.exporter_name),
+                     *((self.agent_image(), self.agent_tree()) if in_pod else ())),
             values=BundleValues(cell=cell.spec(exporter=True), agent=self.matrix.agent,
                                 agent_in_pod=self.matrix.agent.runs_in_pod, image_prefix=self.image_prefix,
                                 resources=resolve_resources(cell.flavor, cell.resources)),
@@ -198,8 +202,8 @@ class Declarer:
         """Play the shipped bundle on podman (``builder.verify.bundle``); the images' own suites come first."""
         return self._verify(
             "verify-bundle", f"verify-bundle:{cell.name}", f"{cell.name} verify Kubernetes bundle on podman", cell,
-            (self.bundle(cell), self.datastore(cell), self.exporter(cell.exporter_name), self.agent_image(),
-             self.verify_datastore(cell)),
+            # The play reads its images from the bundle's record: the bundle is what decides them.
+            (self.bundle(cell), self.datastore(cell), self.exporter(cell.exporter_name), self.verify_datastore(cell)),
             SuiteValues(cell=cell.spec(exporter=True), suites=self.suites("bundle/test_bundle.py")),
         )
 

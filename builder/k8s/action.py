@@ -105,10 +105,13 @@ class BundleAction:
         v = step.values(BundleValues)
         datastore = step.parent(ImageArtifact, "datastore", "upstream")
         cell = Cell.from_spec(v.cell, image=datastore.upstream)
-        local = {"datastore": datastore.ref, "exporter": step.parent(ImageArtifact, "exporter").ref,
-                 "agent": step.parent(ImageArtifact, "agent-image").ref}
+        local = {"datastore": datastore.ref, "exporter": step.parent(ImageArtifact, "exporter").ref}
+        managers: list[str] = []
+        if v.agent_in_pod:   # only then are the agent's nodes parents (builder.pipeline)
+            local["agent"] = step.parent(ImageArtifact, "agent-image").ref
+            managers = list(step.parent(AgentTreeArtifact, "agent-tree").managers)
         images = {role: prefixed(ref, v.image_prefix) for role, ref in local.items()}
-        plan = agent_plan(v.agent, cell, step.parent(AgentTreeArtifact, "agent-tree").managers, v.agent_in_pod)
+        plan = agent_plan(v.agent, cell, managers, v.agent_in_pod)
         bundle = checked(render(cell, v.agent, images, plan, v.resources, step.key), step.log)
         for doc in bundle.documents():
             if yaml.safe_load(yaml.safe_dump(doc)) != doc:

@@ -204,3 +204,19 @@ def test_replica_zero_pod_from_the_statefulset() -> None:
     played = pod["spec"]["containers"][0]
     assert {k: v for k, v in played.items() if k != "env"} == {k: v for k, v in shipped.items()
                                                                if k not in ("env", "ports")}
+
+
+@pytest.mark.parametrize("in_pod", [False, True])
+def test_bundle_depends_on_the_agent_only_when_a_pod_runs_it(in_pod: bool) -> None:
+    """An agent change must not re-render and re-play every cell's bundle when no pod carries the agent."""
+    from builder.graph.trees import WorkTree
+    from builder.hostenv.apt import Mirrors
+    from builder.pipeline import HostInputs, declare
+
+    matrix = MATRIX.model_copy(update={"agent": MATRIX.agent.model_copy(update={"runs_in_pod": in_pod})})
+    host = HostInputs(Mirrors("http://mirror.invalid/debian", "http://mirror.invalid/debian-security"), None)
+    nodes, _ = declare(matrix, [CELLS["postgresql-15"]], ["oci"], WorkTree(ROOT), host, verify=True)
+    parents = {n.id: set(n.parents) for n in nodes}
+    agent_nodes = {"agent-image", "agent-tree"}
+    assert (agent_nodes <= parents["bundle:postgresql-15"]) is in_pod
+    assert not agent_nodes & parents["verify-bundle:postgresql-15"]

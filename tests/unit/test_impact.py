@@ -103,6 +103,8 @@ def test_agent_change_rebuilds_no_datastore_node(clean: Path) -> None:
     assert len(cells(impact)) == 10
     changed = {n for a in impact.affected for n in a.nodes}
     assert not any(n.startswith(("datastore:", "exporter:", "base:")) for n in changed)
+    # No pod runs Trove 26's agent (agent.runs_in_pod: false): no bundle is re-rendered or re-played.
+    assert not any(n.startswith(("bundle:", "verify-bundle:")) for n in changed)
     assert "agent-tree" in changed
 
 
