@@ -48,13 +48,14 @@ def test_agent_layer_is_one_blob_on_every_base(gate: RunResult, engine: Engine) 
     tree = gate.outcomes["agent-tree"].produced(AgentTreeArtifact)
     tops = set()
     for cell in GATE_CELLS:
-        datastore = engine.image(gate.outcomes[f"datastore:{cell}"].produced(ImageArtifact).ref)
-        aio = engine.image(gate.outcomes[f"aio:{cell}"].produced(ImageArtifact).ref)
+        # By image ID: another build dir of the same key (a test of a fresh clone) may have moved the keyed tags.
+        datastore = engine.image(gate.outcomes[f"datastore:{cell}"].produced(ImageArtifact).id)
+        aio = engine.image(gate.outcomes[f"aio:{cell}"].produced(ImageArtifact).id)
         assert datastore is not None and aio is not None
         ds_layers, aio_layers = datastore.attrs["RootFS"]["Layers"], aio.attrs["RootFS"]["Layers"]
         assert aio_layers[:-1] == ds_layers  # the datastore layers are reused, not rebuilt
         tops.add(aio_layers[-1])
-    agent = engine.image(gate.outcomes["agent-image"].produced(ImageArtifact).ref)
+    agent = engine.image(gate.outcomes["agent-image"].produced(ImageArtifact).id)
     assert agent is not None
     tops.add(agent.attrs["RootFS"]["Layers"][-1])
     assert tops == {tree.diff_id}
