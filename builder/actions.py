@@ -49,7 +49,7 @@ class AgentTreeAction(FileAction):
         # The index is a keyed input; the host's CA bundle (for TLS-inspecting egress) is transport only.
         pip = replace(pip_settings(agent), index_url=values.pip.index_url)
         base = step.parent(ImageArtifact, "base")
-        tree = build_agent_tree(self.ctx.engine, agent, base.ref, step.workdir, step.log, pip=pip)
+        tree = build_agent_tree(self.ctx.engine, agent, base.ref, step.workdir, step.log, pip=pip, apt=base.apt)
         final = self.artifacts / "agent" / f"agent-tree-{short(step.key)}.tar"
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_suffix(".tmp")
@@ -73,7 +73,8 @@ class AgentImageAction(ImageAction):
     def run(self, step: Step) -> ImageArtifact:
         v = step.values(AgentImageValues)
         ref, moving = image_ref(v, step.key)
-        text = sidecar_containerfile(v.agent, step.parent(ImageArtifact, "base").ref, v.labels)
+        base = step.parent(ImageArtifact, "base")
+        text = sidecar_containerfile(v.agent, base.ref, v.labels, apt=base.apt)
         # The sidecar's own part stays tagged: an agent change then finds it in the engine's build
         # cache and costs the layer append only, not another apt install.
         pre = self.engine.build({"Containerfile": text.encode()}, SIDECAR_BASE, step.log)

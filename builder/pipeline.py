@@ -80,7 +80,7 @@ class Declarer:
             id=f"base:{name}", kind="base", title=f"base {name}",
             values=BaseValues(name=name, suite=resolved.suite, sources=tuple(resolved.sources()),
                               archive=resolved.archive, security=resolved.security,
-                              components=resolved.components, dpkg_options=DPKG_OPTIONS),
+                              components=resolved.components, dpkg_options=DPKG_OPTIONS, apt=resolved.apt),
             tools=("mmdebstrap", "docker"),
         ))
 
@@ -232,7 +232,7 @@ class Declarer:
             parents=(self.agent_tree(),),
             values=GuestBaseValues(
                 base=GuestOS(name=name, suite=resolved.suite, archive=resolved.archive, security=resolved.security,
-                             components=resolved.components),
+                             components=resolved.components, apt=resolved.apt),
                 agent=self.matrix.agent, assembly=self.host.assembly, dpkg_options=DPKG_OPTIONS),
             files=(*self.element_files("guestforge-guest"), *self.element_files("guestforge-agent")),
             tools=VM_TOOLS,

@@ -17,7 +17,7 @@ import json
 import os
 import tarfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -104,9 +104,10 @@ def pip_settings(agent: Agent, environ: Mapping[str, str] | None = None,
     return PipSettings(index, cert)
 
 
-def template_context(agent: Agent, base_image: str, pip: PipSettings) -> dict[str, Any]:
+def template_context(agent: Agent, base_image: str, pip: PipSettings, apt: Sequence[str] = ()) -> dict[str, Any]:
     return {
         "base_image": base_image,
+        "apt_options": list(apt),
         "agent": agent.model_dump(),
         "pip": {"index_url": pip.index_url, "cert": pip.cert is not None},
         "prune": list(PRUNE.get(agent.package, ())),
@@ -119,18 +120,19 @@ def template_context(agent: Agent, base_image: str, pip: PipSettings) -> dict[st
     }
 
 
-def sidecar_containerfile(agent: Agent, base_image: str, labels: Mapping[str, str]) -> str:
+def sidecar_containerfile(agent: Agent, base_image: str, labels: Mapping[str, str], apt: Sequence[str] = ()) -> str:
     """The agent sidecar's own part (user, sudo, environment); the tree is appended to it as a layer."""
     from builder.agent.config import environment
 
     return render("agent.Containerfile.j2", {"base_image": base_image, "agent": agent.model_dump(),
-                                             "agent_env": environment(agent), "labels": dict(labels)})
+                                             "agent_env": environment(agent), "labels": dict(labels),
+                                             "apt_options": list(apt)})
 
 
-def context_files(agent: Agent, base_image: str, pip: PipSettings) -> dict[str, bytes | Path]:
+def context_files(agent: Agent, base_image: str, pip: PipSettings, apt: Sequence[str] = ()) -> dict[str, bytes | Path]:
     """The builder image's build context: the rendered Containerfile and ``container_specs/agent/``."""
     files: dict[str, bytes | Path] = {
-        "Containerfile": render(TEMPLATE, template_context(agent, base_image, pip)).encode(),
+        "Containerfile": render(TEMPLATE, template_context(agent, base_image, pip, apt)).encode(),
     }
     for name in SPEC_FILES:
         files[f"agent/{name}"] = CONTAINER_SPECS / "agent" / name
@@ -198,18 +200,20 @@ def _cached(workdir: Path, image_id: str) -> AgentTree | None:
 
 def build_agent_tree(engine: Engine, agent: Agent, base_image: str, workdir: Path, log: Path, *,
                      pip: PipSettings | None = None, image_repo: str = "guestforge/agent-build",
-                     container_prefix: str = "guestforge-agent", network_mode: str | None = None) -> AgentTree:
+                     container_prefix: str = "guestforge-agent", network_mode: str | None = None,
+                     apt: Sequence[str] = ()) -> AgentTree:
     """Build (or reuse) the agent tree for ``agent`` on ``base_image``; the tarball lands in ``workdir``.
 
     The builder image is tagged ``{image_repo}:{agent.version}``; its layers are the build cache (the
     pip install is its own layer). When ``workdir`` already holds the tarball of the same builder image
     (same image ID, same repack version, same digest), it is returned without exporting again.
-    ``network_mode``: the build containers' network (default: the engine's bridge).
+    ``network_mode``: the build containers' network (default: the engine's bridge). ``apt``: the base's
+    apt options (``builder.oci.rootfs.apt_options``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     pip = pip if pip is not None else pip_settings(agent)
     started = time.monotonic()
-    image_id = engine.build(context_files(agent, base_image, pip), f"{image_repo}:{agent.version}", log,
+    image_id = engine.build(context_files(agent, base_image, pip, apt), f"{image_repo}:{agent.version}", log,
                             network_mode=network_mode)
     cached = _cached(workdir, image_id)
     if cached is not None:

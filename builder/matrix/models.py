@@ -52,6 +52,9 @@ class Base(Strict):
     security_mirror: Url | None = Field(None, description="default: the host's apt sources")
     security: Flag = True
     components: Annotated[list[Token], Field(min_length=1)] = ["main"]
+    check_valid_until: Flag = Field(True, description="false: accept a Release file past its Valid-Until (a sid "
+                                                      "mirror whose index expired, a snapshot archive); given to "
+                                                      "apt while building, never left in an image")
     allow_local_mirror: Flag = Field(False, description="accept file:/// mirrors (read by mmdebstrap on the host)")
     allow_url_credentials: Flag = Field(False, description="accept user:password@ in mirror URLs (they end up "
                                                            "in logs and image layers)")

@@ -28,6 +28,23 @@ DPKG_OPTIONS = (
 )
 
 
+# The apt options a base may ask for (``Base.check_valid_until``), as NAME=VALUE. A fixed set written here,
+# never a matrix string: each reaches apt on a command line (bootstrap, image builds) or in an apt.conf
+# file that the guest build removes again.
+EXPIRED_INDEX_OK = "Acquire::Check-Valid-Until=false"
+# mmdebstrap writes every --aptopt into this file of the root filesystem; apt options are for the build only.
+MMDEBSTRAP_APT_CONF = "/etc/apt/apt.conf.d/99mmdebstrap"
+
+
+def apt_options(base: Base) -> tuple[str, ...]:
+    return () if base.check_valid_until else (EXPIRED_INDEX_OK,)
+
+
+def apt_conf_lines(options: tuple[str, ...]) -> list[str]:
+    """``NAME=VALUE`` options as apt.conf lines (``NAME "VALUE";``)."""
+    return [f'{name} "{value}";' for name, _, value in (o.partition("=") for o in options)]
+
+
 @dataclass(frozen=True)
 class ResolvedBase:
     """A base with its mirrors decided: the inputs that shape its root filesystem."""
@@ -37,6 +54,7 @@ class ResolvedBase:
     archive: str
     security: str | None
     components: tuple[str, ...]
+    apt: tuple[str, ...] = ()    # apt options (NAME=VALUE) for building on this base, never left in an image
 
     def sources(self) -> list[str]:
         comps = " ".join(self.components)
@@ -54,14 +72,17 @@ def resolve(name: str, base: Base, host: Mirrors | None) -> ResolvedBase:
     if archive is None:
         raise MirrorError(f"base {name!r}: no mirror configured and none found in the host's apt sources")
     security = (base.security_mirror or (host.security if host else None)) if base.security else None
-    return ResolvedBase(name, base.suite, archive.rstrip("/"), security, tuple(base.components))
+    return ResolvedBase(name, base.suite, archive.rstrip("/"), security, tuple(base.components), apt_options(base))
 
 
 def bootstrap_argv(base: ResolvedBase, out_tar: Path) -> list[str]:
     """mmdebstrap's command line; "--" before the positionals, so no matrix value can be an option of a
     program that runs as root."""
     argv = ["mmdebstrap", "--variant=minbase", "--format=tar", "--aptopt=Acquire::Retries \"3\""]
+    argv += [f"--aptopt={line.rstrip(';')}" for line in apt_conf_lines(base.apt)]
     argv += [f"--dpkgopt={opt}" for opt in DPKG_OPTIONS]
+    # The apt options served the bootstrap; no image built on the base inherits them.
+    argv.append(f'--customize-hook=rm -f "$1{MMDEBSTRAP_APT_CONF}"')
     return [*argv, "--", base.suite, str(out_tar), *base.sources()]
 
 

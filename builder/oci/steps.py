@@ -67,7 +67,7 @@ class BaseAction(ImageAction):
 
     def run(self, step: Step) -> ImageArtifact:
         v = step.values(BaseValues)
-        resolved = ResolvedBase(v.name, v.suite, v.archive, v.security, v.components)
+        resolved = ResolvedBase(v.name, v.suite, v.archive, v.security, v.components, v.apt)
         ref, moving = node_image(step, v)
         tar = step.workdir / "rootfs.tar"
         try:
@@ -76,7 +76,7 @@ class BaseAction(ImageAction):
                                                  step.log)
         finally:
             tar.unlink(missing_ok=True)
-        return self._artifact(ref, moving, image_id)
+        return self._artifact(ref, moving, image_id).model_copy(update={"apt": v.apt})
 
 
 class TemplateAction(ImageAction):
@@ -92,7 +92,8 @@ class TemplateAction(ImageAction):
     def run(self, step: Step) -> ImageArtifact:
         values = step.values(self.values_model)
         base = step.parent(ImageArtifact, "base")
-        text = render(self.template, {"base_image": base.ref, **values.model_dump(mode="json")}, CONTAINER_SPECS)
+        text = render(self.template, {"base_image": base.ref, "apt_options": list(base.apt),
+                                      **values.model_dump(mode="json")}, CONTAINER_SPECS)
         (step.workdir / "Containerfile").write_text(text)
         ref, moving = node_image(step, values)
         files: dict[str, bytes | Path] = {}

@@ -26,6 +26,7 @@ class BaseValues(Values):
     security: str | None
     components: tuple[str, ...]
     dpkg_options: tuple[str, ...]
+    apt: tuple[str, ...] = ()
 
     def repo_and_tag(self) -> tuple[str, str]:
         return base_repo(self.name)
@@ -111,6 +112,7 @@ class ImageArtifact(Artifact):
     layers: tuple[str, ...]
     agent_layer: str | None = None    # the agent tree's diff_id, when the image carries it on top
     upstream: str | None = None       # the pinned upstream reference it was pulled from
+    apt: tuple[str, ...] = ()         # a base's: the apt options (NAME=VALUE) every build on it passes to apt
 
     def identity(self) -> str | None:
         return self.id

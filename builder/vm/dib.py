@@ -15,7 +15,7 @@ from pathlib import Path
 from builder.errors import ToolError
 from builder.agent.config import environment as agent_environment
 from builder.matrix.models import Agent
-from builder.oci.rootfs import ResolvedBase
+from builder.oci.rootfs import ResolvedBase, apt_conf_lines
 from builder.paths import ELEMENTS
 from builder.run import run
 
@@ -73,6 +73,8 @@ def base_env(base: ResolvedBase) -> dict[str, str]:
     }
     if base.security:
         env["DIB_DEBIAN_SECURITY_MIRROR"] = base.security
+    if base.apt:   # guestforge-guest writes them for the build's apt and removes them before the image is made
+        env["DIB_GUESTFORGE_APT_CONF"] = "\n".join(apt_conf_lines(base.apt)) + "\n"
     return env
 
 

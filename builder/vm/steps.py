@@ -56,7 +56,7 @@ class GuestBaseAction(FilesAction):
     def run(self, step: Step) -> GuestBaseArtifact:
         v, tree = step.values(GuestBaseValues), step.parent(AgentTreeArtifact, "agent-tree")
         b = v.base
-        base = ResolvedBase(b.name, b.suite, b.archive, b.security, b.components)
+        base = ResolvedBase(b.name, b.suite, b.archive, b.security, b.components, b.apt)
         built = build_guest_base(base, v.agent, step.path(tree.path), step.workdir, step.log,
                                  key=step.key, assembly=v.assembly, dpkg_options=list(v.dpkg_options),
                                  agent_version=tree.version)

@@ -25,6 +25,7 @@ class GuestOS(BaseModel):
     archive: str
     security: str | None
     components: tuple[str, ...]
+    apt: tuple[str, ...] = ()   # apt options for the build (builder.oci.rootfs.apt_options), not in the guest
 
 
 class GuestBaseValues(Values):
