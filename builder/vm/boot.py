@@ -8,7 +8,6 @@ The image itself is never written: the VM runs on a throw-away qcow2 overlay.
 
 from __future__ import annotations
 
-import json
 import secrets as _random
 import shlex
 import socket
@@ -29,6 +28,7 @@ from builder.run import daemon, run
 from builder.verify.runner import junit_counts
 from builder.vm import runtime, seed
 from builder.vm.hostcaps import KVM_CPU, Accel
+from builder.vm.specs import AgentLayout, BootSpec
 
 Firmware = Literal["bios", "uefi"]
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -156,16 +156,12 @@ def boot_and_verify(image: Path, image_format: str, cell: Cell, agent: Agent, im
         to_db = time.monotonic() - started
         passed, junit = True, None
         if run_suite:
-            spec = workdir / "boot-spec.json"
-            spec.write_text(json.dumps({
-                "cell": cell.name, "flavor": cell.flavor, "query": query,
-                "datastore_image_id": image_ids["datastore"], "exporter_image_id": image_ids["exporter"],
-                "ping_reply": flavor(cell.flavor).ping_reply, "agent_configured": agent_files is not None,
-                "agent": {"user": agent.user, "uid": agent.uid, "venv": agent.venv, "entrypoint": agent.entrypoint,
-                          "config_dir": agent.config_dir, "log_dir": agent.log_dir},
-                "datastore_container": runtime.DATASTORE_CONTAINER, "exporter_port": cell.exporter.port,
-                "up_metric": cell.exporter.up_metric,
-            }, indent=2))
+            spec = BootSpec(
+                cell=cell.name, flavor=cell.flavor, query=tuple(query), ping_reply=flavor(cell.flavor).ping_reply,
+                datastore_image_id=image_ids["datastore"], exporter_image_id=image_ids["exporter"],
+                datastore_container=runtime.DATASTORE_CONTAINER, exporter_port=cell.exporter.port,
+                up_metric=cell.exporter.up_metric, agent_configured=agent_files is not None,
+                agent=AgentLayout.of(agent)).write(workdir / "boot-spec.json")
             junit = workdir / "boot-junit.xml"
             proc = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(BOOT_SUITE),
                         f"--hosts=ssh://{guest.user}@127.0.0.1:{guest.port}", f"--ssh-config={ssh_config}",

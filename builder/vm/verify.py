@@ -14,10 +14,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from builder.errors import BuildError, ToolError
 from builder.matrix.models import Agent
+from builder.vm.specs import AgentLayout, ImageSpec
 from builder.paths import INFRA_TESTS
 from builder.run import daemon, run
 from builder.verify.runner import junit_counts
@@ -107,20 +107,16 @@ def mounted_root(image: Path, image_format: str, workdir: Path, log: Path) -> It
 
 
 def image_spec(*, cell: str, flavor: str, agent: Agent, image_ids: Mapping[str, str],
-               datasources: tuple[str, ...] = ("NoCloud", "ConfigDrive")) -> dict[str, Any]:
-    """What the image suite expects, as plain data."""
-    return {
-        "cell": cell, "flavor": flavor, "image_ids": dict(image_ids), "datasources": list(datasources),
-        "agent": {"user": agent.user, "uid": agent.uid, "venv": agent.venv, "entrypoint": agent.entrypoint,
-                  "config_dir": agent.config_dir, "log_dir": agent.log_dir},
-    }
+               datasources: tuple[str, ...] = ("NoCloud", "ConfigDrive")) -> ImageSpec:
+    """What the image suite expects of a cell's guest."""
+    return ImageSpec(cell=cell, flavor=flavor, image_ids=dict(image_ids), datasources=datasources,
+                     agent=AgentLayout.of(agent))
 
 
-def verify_image(image: Path, image_format: str, spec: Mapping[str, Any], workdir: Path, log: Path) -> VerifyReport:
+def verify_image(image: Path, image_format: str, spec: ImageSpec, workdir: Path, log: Path) -> VerifyReport:
     """Run the testinfra image suite against ``image``'s root filesystem (chroot backend, as root)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    spec_file = workdir / "image-spec.json"
-    spec_file.write_text(json.dumps(spec, indent=2, sort_keys=True))
+    spec_file = spec.write(workdir / "image-spec.json")
     junit = workdir / "image-junit.xml"
     with mounted_root(image, image_format, workdir, log) as root:
         proc = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(IMAGE_SUITE),

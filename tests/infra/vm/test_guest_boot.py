@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from builder.vm.specs import AgentLayout, BootSpec
+
 
 def sudo(host: Any, command: str) -> Any:
     with host.sudo():
@@ -44,10 +46,10 @@ def test_ssh_host_keys_made_at_first_boot(host: Any) -> None:
     assert "permitrootlogin no" in settings
 
 
-def test_agent_up_and_retrying(host: Any, spec: dict[str, Any], agent: dict[str, Any]) -> None:
-    if not spec["agent_configured"]:
+def test_agent_up_and_retrying(host: Any, boot_spec: BootSpec, agent: AgentLayout) -> None:
+    if not boot_spec.agent_configured:
         pytest.skip("the agent has no manager for this datastore; its unit stays unstarted")
-    log = f"{agent['log_dir']}/{agent['entrypoint']}.log"
+    log = f"{agent.log_dir}/{agent.entrypoint}.log"
     deadline = time.monotonic() + 180
     while True:
         text = sudo(host, f"cat {shlex.quote(log)}").stdout
@@ -62,35 +64,35 @@ def test_agent_up_and_retrying(host: Any, spec: dict[str, Any], agent: dict[str,
     assert first["MainPID"] == later["MainPID"] != "0", "the agent restarted: crash-looping"
     assert later["NRestarts"] == "0"
     owner = host.run(f"ps -o user= -p {later['MainPID']}").stdout.strip()
-    assert owner == agent["user"]
+    assert owner == agent.user
 
 
-def test_datastore_from_preloaded_image(host: Any, spec: dict[str, Any]) -> None:
-    image = sudo(host, f"docker inspect --format '{{{{.Image}}}}' {spec['datastore_container']}").stdout.strip()
-    assert image == spec["datastore_image_id"]
+def test_datastore_from_preloaded_image(host: Any, boot_spec: BootSpec) -> None:
+    image = sudo(host, f"docker inspect --format '{{{{.Image}}}}' {boot_spec.datastore_container}").stdout.strip()
+    assert image == boot_spec.datastore_image_id
     ids = set(sudo(host, "docker images --no-trunc --format '{{.ID}}'").stdout.split())
-    assert ids == {spec["datastore_image_id"], spec["exporter_image_id"]}, "an image came from somewhere else"
+    assert ids == {boot_spec.datastore_image_id, boot_spec.exporter_image_id}, "an image came from somewhere else"
 
 
-def test_datastore_answers_authenticated_query(host: Any, spec: dict[str, Any]) -> None:
-    result = sudo(host, shlex.join(spec["query"][1:]))  # the argv starts with sudo
+def test_datastore_answers_authenticated_query(host: Any, boot_spec: BootSpec) -> None:
+    result = sudo(host, shlex.join(boot_spec.query[1:]))  # the argv starts with sudo
     assert result.rc == 0, result.stderr
-    assert result.stdout.strip() == spec["ping_reply"]
+    assert result.stdout.strip() == boot_spec.ping_reply
 
 
-def test_datastore_not_root(host: Any, spec: dict[str, Any]) -> None:
-    user = sudo(host, f"docker exec {spec['datastore_container']} id -u").stdout.strip()
+def test_datastore_not_root(host: Any, boot_spec: BootSpec) -> None:
+    user = sudo(host, f"docker exec {boot_spec.datastore_container} id -u").stdout.strip()
     assert user not in ("", "0")
 
 
-def test_exporter_reports_database_up(host: Any, spec: dict[str, Any]) -> None:
+def test_exporter_reports_database_up(host: Any, boot_spec: BootSpec) -> None:
     fetch = ("python3 -c 'import sys, urllib.request; "
-             f"sys.stdout.write(urllib.request.urlopen(\"http://127.0.0.1:{spec['exporter_port']}/metrics\")"
+             f"sys.stdout.write(urllib.request.urlopen(\"http://127.0.0.1:{boot_spec.exporter_port}/metrics\")"
              ".read().decode())'")
     deadline = time.monotonic() + 120
     while True:
         metrics = host.run(fetch).stdout
-        if any(line.split()[:2] == [spec["up_metric"], "1"] for line in metrics.splitlines() if line.strip()):
+        if any(line.split()[:2] == [boot_spec.up_metric, "1"] for line in metrics.splitlines() if line.strip()):
             break
-        assert time.monotonic() < deadline, f"{spec['up_metric']} is not 1"
+        assert time.monotonic() < deadline, f"{boot_spec.up_metric} is not 1"
         time.sleep(5)

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from builder.vm.specs import AgentLayout, ImageSpec
+
 WANTS = "/etc/systemd/system/multi-user.target.wants"
 
 
@@ -24,41 +26,41 @@ def read(host: Any, path: str) -> str:
 
 
 # -- the agent -------------------------------------------------------------------------------------------------
-def test_agent_tree_installed(host: Any, agent: dict[str, Any]) -> None:
-    entry = host.file(f"{agent['venv']}/bin/{agent['entrypoint']}")
+def test_agent_tree_installed(host: Any, agent: AgentLayout) -> None:
+    entry = host.file(f"{agent.venv}/bin/{agent.entrypoint}")
     assert entry.exists and entry.mode & 0o111, "the agent's entry point is missing or not executable"
     assert entry.uid == 0, "the agent's code must belong to root, not to the agent"
 
 
-def test_agent_user(host: Any, agent: dict[str, Any]) -> None:
-    user = host.user(agent["user"])
+def test_agent_user(host: Any, agent: AgentLayout) -> None:
+    user = host.user(agent.user)
     assert user.exists
-    assert user.uid == agent["uid"] != 0
+    assert user.uid == agent.uid != 0
     assert user.shell in ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false")
     assert "docker" in user.groups, "the agent drives the datastore through the Docker API"
 
 
-def test_agent_unit(host: Any, agent: dict[str, Any]) -> None:
+def test_agent_unit(host: Any, agent: AgentLayout) -> None:
     unit = read(host, "/etc/systemd/system/guest-agent.service")
-    assert f"ExecStart={agent['venv']}/bin/{agent['entrypoint']} --config-dir={agent['config_dir']}" in unit
-    assert f"User={agent['user']}" in unit and "User=root" not in unit
+    assert f"ExecStart={agent.venv}/bin/{agent.entrypoint} --config-dir={agent.config_dir}" in unit
+    assert f"User={agent.user}" in unit and "User=root" not in unit
     assert re.search(r"^Restart=(always|on-failure)$", unit, re.M)
     assert host.file(f"{WANTS}/guest-agent.service").is_symlink, "guest-agent.service is not enabled"
 
 
-def test_agent_dirs(host: Any, agent: dict[str, Any]) -> None:
-    conf = host.file(agent["config_dir"])
+def test_agent_dirs(host: Any, agent: AgentLayout) -> None:
+    conf = host.file(agent.config_dir)
     assert conf.is_directory and conf.uid == 0 and conf.mode & 0o007 == 0
     assert conf.listdir() == [], "the agent's configuration arrives at boot; the image must hold none"
-    logs = host.file(agent["log_dir"])
-    assert logs.is_directory and logs.user == agent["user"]
-    assert agent["log_dir"] in read(host, "/etc/logrotate.d/guest-agent")
+    logs = host.file(agent.log_dir)
+    assert logs.is_directory and logs.user == agent.user
+    assert agent.log_dir in read(host, "/etc/logrotate.d/guest-agent")
 
 
 # -- the preloaded images ------------------------------------------------------------------------------------
-def test_preloaded_images(host: Any, spec: dict[str, Any]) -> None:
+def test_preloaded_images(host: Any, image_spec: ImageSpec) -> None:
     repos = json.loads(read(host, "/var/lib/docker/image/overlay2/repositories.json"))["Repositories"]
-    for ref, image_id in spec["image_ids"].items():
+    for ref, image_id in image_spec.image_ids.items():
         name = ref.rsplit(":", 1)[0]
         assert repos.get(name, {}).get(ref) == image_id, f"{ref} is not preloaded as {image_id}"
         config = host.file(f"/var/lib/docker/image/overlay2/imagedb/content/sha256/{image_id.split(':', 1)[1]}")
@@ -79,19 +81,19 @@ def test_no_build_time_engine_state(host: Any) -> None:
     assert not containers.exists or containers.listdir() == []
 
 
-def test_datastore_units(host: Any, spec: dict[str, Any]) -> None:
+def test_datastore_units(host: Any, image_spec: ImageSpec) -> None:
     unit = read(host, "/etc/systemd/system/guestforge-datastore.service")
     assert "ConditionPathExists=/etc/guestforge/datastore.env" in unit
     assert "--pull never" in unit
-    (ref,) = [r for r in spec["image_ids"] if r in unit]
+    (ref,) = [r for r in image_spec.image_ids if r in unit]
     assert ref
     assert host.file(f"{WANTS}/guestforge-datastore.service").is_symlink
     exporter = read(host, "/etc/systemd/system/guestforge-exporter.service")
     assert "ConditionPathExists=/etc/guestforge/exporter.env" in exporter
 
 
-def test_datastore_runs_as_non_root(host: Any, spec: dict[str, Any]) -> None:
-    for ref, image_id in spec["image_ids"].items():
+def test_datastore_runs_as_non_root(host: Any, image_spec: ImageSpec) -> None:
+    for ref, image_id in image_spec.image_ids.items():
         config = json.loads(read(host, "/var/lib/docker/image/overlay2/imagedb/content/sha256/"
                                         + image_id.split(":", 1)[1]))
         user = config.get("config", {}).get("User", "")
@@ -99,16 +101,16 @@ def test_datastore_runs_as_non_root(host: Any, spec: dict[str, Any]) -> None:
 
 
 # -- cloud-init ----------------------------------------------------------------------------------------------
-def test_cloud_init_datasources(host: Any, spec: dict[str, Any]) -> None:
+def test_cloud_init_datasources(host: Any, image_spec: ImageSpec) -> None:
     files = ["/etc/cloud/cloud.cfg"] + sorted(
         f"/etc/cloud/cloud.cfg.d/{n}" for n in host.file("/etc/cloud/cloud.cfg.d").listdir() if n.endswith(".cfg"))
     effective = None
     for path in files:
         for match in re.finditer(r"^datasource_list:\s*\[([^\]]*)\]", read(host, path), re.M):
             listed = [d.strip().strip("'\"") for d in match.group(1).split(",") if d.strip()]
-            assert set(listed) <= set(spec["datasources"]), f"{path} lists {listed}"
+            assert set(listed) <= set(image_spec.datasources), f"{path} lists {listed}"
             effective = listed
-    assert effective == spec["datasources"]
+    assert effective == list(image_spec.datasources)
 
 
 # -- SSH and credentials -------------------------------------------------------------------------------------
