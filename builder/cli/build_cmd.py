@@ -13,9 +13,6 @@ from builder.cache.oci_client import parse_location
 from builder.cache.transport import RegistryOptions
 from builder.cli.options import graph_options
 from builder.errors import GuestforgeError, RunFailed, UsageError
-from builder.oci.engine import Engine
-from builder.publish.check import verify_published
-from builder.publish.signing import load_private_key
 from builder.session import Options, RunResult, declare_graph, pick, run_graph
 
 
@@ -32,6 +29,8 @@ def execute(obj: CliContext, command: str, selectors: tuple[str, ...], target: s
     registry = RegistryOptions(ca_file=ca_file, insecure=insecure)
     options = Options(build_dir=build_dir, jobs=jobs, force=force, cache_registry=cache_registry,
                       registry=registry, sign_key=sign_key)
+    from builder.oci.engine import Engine   # the Docker SDK only for the commands that run a graph
+
     engine = Engine()
     cache = None
     if cache_registry:
@@ -91,6 +90,8 @@ def verify(obj: CliContext, /, published: tuple[str, ...], key: Path | None, **k
 def check_published(refs: tuple[str, ...], key: Path | None, options: RegistryOptions) -> None:
     if key is None:
         raise UsageError("--published needs --key: the public key its signatures must verify with")
+    from builder.publish.check import verify_published
+
     failed = 0
     for ref in refs:
         checked = verify_published(ref, key, options)
@@ -125,6 +126,8 @@ def publish(obj: CliContext, /, registry: str, sign_key: Path | None, **kwargs: 
     """
     location = parse_location(registry, "--registry", "guestforge")
     if sign_key is not None:
+        from builder.publish.signing import load_private_key
+
         load_private_key(sign_key)  # a bad key is the user's error, found before anything is built
     result = execute(obj, "publish", publish=location, sign_key=sign_key, **kwargs)
     for outcome in result.outcomes.values():

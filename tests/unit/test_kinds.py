@@ -80,3 +80,17 @@ def test_index_reads_an_artifact_of_an_older_shape_as_absent(tmp_path: Path) -> 
         assert again is not None and again.artifact == good
     finally:
         index.close()
+
+
+def test_declaring_and_planning_load_no_engine_or_runner() -> None:
+    """Every command starts by declaring the graph: that must not load the Docker SDK, the suite runner or
+    the tree builder (start-up time of `plan`, `validate`, `affected`, and the keys' import closures)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom builder.cli.main import main\nimport builder.pipeline\n"
+             "try:\n    main(['plan'])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('docker', 'builder.verify.runner', 'builder.agent.bundle', 'cryptography')"
+             " if m in sys.modules), file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
