@@ -253,7 +253,8 @@ class Executor:
         if artifact is None:
             workdir = self.build_dir / "work" / re.sub(r"[^A-Za-z0-9_.-]", "_", node.id)
             workdir.mkdir(parents=True, exist_ok=True)
-            parents = {p: Parent(p, self.graph.nodes[p].kind, _artifact_of(done[p])) for p in node.parents}
+            parents = {p: Parent(p, self.graph.nodes[p].kind, _artifact_of(done[p]), self.graph.keys[p])
+                       for p in node.parents}
             artifact = self.actions[node.kind].run(Step(node, key, parents, log, workdir, self.build_dir))
             if not isinstance(artifact, self.graph.kinds[node.kind].artifact):
                 raise GuestforgeError(f"internal: {node.kind} produced a {type(artifact).__name__}")

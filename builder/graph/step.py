@@ -83,11 +83,13 @@ class Node:
 
 @dataclass(frozen=True)
 class Parent:
-    """One parent of a step: its node id, its kind (the node's, never parsed from the id), its artifact."""
+    """One parent of a step: its node id, its kind (the node's, never parsed from the id), its artifact
+    and the key it was made under (provenance names it)."""
 
     node_id: str
     kind: str
     artifact: Artifact
+    key: str = ""
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ class _Attaching:
         if self._source is None:
             self._source = git_source()
         subject = subject_of(registry, repo, digest)
-        inputs = parent_inputs((p.node_id, p.kind, p.artifact.identity()) for p in step.parents.values())
+        inputs = parent_inputs((p.node_id, p.kind, p.artifact.identity(), p.key) for p in step.parents.values())
         doc = statement(subject.repository, digest, node=step.node.id, key=step.key,
                         values=step.node.values.manifest(), inputs=inputs, source=self._source, started=started)
         key = load_private_key(self.ctx.sign_key) if self.ctx.sign_key else None

@@ -32,11 +32,13 @@ class Source:
 
 @dataclass(frozen=True)
 class Input:
-    """A parent of the published node, with the digest that names its content."""
+    """A parent of the published node, with the digest that names its content and the key it was made
+    under (which hashes every input of that parent: rebuilding it needs exactly that key)."""
 
     node: str
     kind: str
     digest: str  # sha256:...
+    key: str = ""
 
 
 def git_source() -> Source:
@@ -48,10 +50,10 @@ def git_source() -> Source:
     return Source(revision, not dirty)
 
 
-def parent_inputs(parents: Iterable[tuple[str, str, str | None]]) -> list[Input]:
-    """(node id, kind, the digest its artifact is identified by) -> the parents that have one."""
-    return sorted((Input(node, kind, digest if ":" in digest else f"sha256:{digest}")
-                   for node, kind, digest in parents if digest), key=lambda i: i.node)
+def parent_inputs(parents: Iterable[tuple[str, str, str | None, str]]) -> list[Input]:
+    """(node id, kind, the digest its artifact is identified by, its key) -> the parents that have a digest."""
+    return sorted((Input(node, kind, digest if ":" in digest else f"sha256:{digest}", key)
+                   for node, kind, digest, key in parents if digest), key=lambda i: i.node)
 
 
 def statement(repository: str, digest: str, *, node: str, key: str, values: Mapping[str, Any],
@@ -62,7 +64,8 @@ def statement(repository: str, digest: str, *, node: str, key: str, values: Mapp
          "annotations": {"clean": source.clean}}]
     for item in inputs:
         kind, _, value = item.digest.partition(":")
-        dependencies.append({"name": item.node, "digest": {kind: value}, "annotations": {"kind": item.kind}})
+        annotations = {"kind": item.kind, **({"key": item.key} if item.key else {})}
+        dependencies.append({"name": item.node, "digest": {kind: value}, "annotations": annotations})
     finished = datetime.datetime.now(datetime.timezone.utc)
     return {
         "_type": STATEMENT,

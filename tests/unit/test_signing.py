@@ -61,10 +61,10 @@ def test_a_key_that_is_not_ecdsa_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_provenance_statement_names_the_digest_and_the_inputs() -> None:
-    inputs = parent_inputs([("datastore:postgresql-15", "datastore", "sha256:" + "11" * 32),
-                            ("agent-tree", "agent-tree", "22" * 32), ("pod:postgresql-15", "pod", None)])
-    assert inputs == [Input("agent-tree", "agent-tree", "sha256:" + "22" * 32),
-                      Input("datastore:postgresql-15", "datastore", "sha256:" + "11" * 32)]
+    inputs = parent_inputs([("datastore:postgresql-15", "datastore", "sha256:" + "11" * 32, "d" * 64),
+                            ("agent-tree", "agent-tree", "22" * 32, "a" * 64), ("pod:postgresql-15", "pod", None, "p")])
+    assert inputs == [Input("agent-tree", "agent-tree", "sha256:" + "22" * 32, "a" * 64),
+                      Input("datastore:postgresql-15", "datastore", "sha256:" + "11" * 32, "d" * 64)]
     doc = statement("h.io/dbaas/postgresql", DIGEST, node="publish-oci:postgresql-15", key="k" * 64,
                     values={"registry": "h.io"}, inputs=inputs, source=Source("abc123", False),
                     started=datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
@@ -74,6 +74,7 @@ def test_provenance_statement_names_the_digest_and_the_inputs() -> None:
     deps = doc["predicate"]["buildDefinition"]["resolvedDependencies"]
     assert deps[0] == {"name": "guestforge-source", "digest": {"gitCommit": "abc123"}, "annotations": {"clean": False}}
     assert [d["name"] for d in deps[1:]] == ["agent-tree", "datastore:postgresql-15"]
+    assert deps[2]["annotations"] == {"kind": "datastore", "key": "d" * 64}   # the parent's key: what rebuilds it
 
 
 @pytest.mark.parametrize("ref, parsed", [
