@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
 
+from builder.session import RunResult
 from tests.conftest import ROOT
 from tests.integration.test_cli_fresh_clone import fresh_clone
 
@@ -35,22 +39,27 @@ def stand_in_venv(clone: Path) -> None:
         hashlib.sha256((clone / "pyproject.toml").read_bytes()).hexdigest() + "\n")
 
 
-def run_job(clone: Path, work: Path, branch: str, playbooks: list[str]) -> dict[str, object]:
-    (work / "jobdir" / "work").mkdir(parents=True)
+def run_job(clone: Path, work: Path, branch: str, playbooks: list[str],
+            extra: dict[str, str] | None = None, expect_rc: int = 0) -> dict[str, object]:
+    """Run ``playbooks`` in order as the job's phases; the last one must exit ``expect_rc``, the others 0.
+    Returns what ``zuul_return`` wrote (empty if nothing)."""
+    (work / "jobdir" / "work").mkdir(parents=True, exist_ok=True)
     inventory = {"all": {"hosts": {"builder": {"ansible_connection": "local",
                                                "ansible_python_interpreter": sys.executable}}}}
     (work / "inventory.yaml").write_text(yaml.safe_dump(inventory))
     zuul = {"zuul": {"branch": branch, "project": {"src_dir": str(clone)},
-                     "executor": {"log_root": str(work / "logs")}}, "guestforge_cache_registry": ""}
+                     "executor": {"log_root": str(work / "logs")}}, "guestforge_cache_registry": "", **(extra or {})}
     (work / "vars.json").write_text(json.dumps(zuul))
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(Path.home()), "LANG": "C.UTF-8",
            "ZUUL_JOBDIR": str(work / "jobdir"), "ANSIBLE_LIBRARY": str(ROOT / "tests" / "zuul" / "library"),
            "ANSIBLE_LOCAL_TEMP": str(work / "ansible-tmp"), "ANSIBLE_NOCOLOR": "1"}
-    for playbook in playbooks:
+    for n, playbook in enumerate(playbooks, 1):
         proc = subprocess.run([str(ANSIBLE), "-i", str(work / "inventory.yaml"), "-e", f"@{work / 'vars.json'}",
-                               str(clone / playbook)], capture_output=True, text=True, env=env, timeout=900)
-        assert proc.returncode == 0, f"{playbook}:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
-    return dict(json.loads((work / "jobdir" / "work" / "results.json").read_text()))
+                               str(clone / playbook)], capture_output=True, text=True, env=env, timeout=1800)
+        rc = expect_rc if n == len(playbooks) else 0
+        assert (proc.returncode == 0) is (rc == 0), f"{playbook}:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+    results = work / "jobdir" / "work" / "results.json"
+    return dict(json.loads(results.read_text())) if results.is_file() else {}
 
 
 def test_plan_job_returns_the_child_jobs_of_a_change(tmp_path: Path) -> None:
@@ -73,3 +82,37 @@ def test_plan_job_returns_the_child_jobs_of_a_change(tmp_path: Path) -> None:
                if "job" in entry}
     assert children and set(children) <= defined, children
     assert sorted(children) == sorted(f"guestforge-{target}-redis-7-0" for target in ("oci", "vm", "baremetal"))
+
+
+def linked_copy(src: Path, dest: Path) -> Path:
+    """A build dir moved elsewhere (hard links), with its own index: the job's run must not write the gate's."""
+    def copy(s: str, d: str) -> None:
+        if Path(s).name.startswith("index.sqlite") or "/reports/" in s:
+            shutil.copy2(s, d)
+        else:
+            os.link(s, d)
+    shutil.copytree(src, dest, copy_function=copy, symlinks=True)
+    return dest
+
+
+def test_cell_job_runs_the_cli_and_collects_the_report(tmp_path: Path, gate: RunResult) -> None:
+    """setup -> cell -> collect for one cell, on a build dir where the gate already verified it (a warm
+    cache): the job runs `verify` through ansible, nothing is redone, and the logs and report come back."""
+    clone = fresh_clone(tmp_path / "src")
+    stand_in_venv(clone)
+    build = linked_copy(gate.build_dir, tmp_path / "build")
+    job = {"guestforge_cell": "redis-7.0", "guestforge_target": "oci", "guestforge_build_dir": str(build)}
+    run_job(clone, tmp_path, "main", ["ci/playbooks/setup.yaml", "ci/playbooks/cell.yaml",
+                                      "ci/playbooks/collect.yaml"], job)
+    report = json.loads((build / "reports" / "latest-verify.json").read_text())
+    assert report["ok"] and {r["cell"] for r in report["nodes"]} == {None, "redis-7.0"}
+    assert {r["node"]: r["status"] for r in report["nodes"] if r["status"] != "cached"} == {}
+    with tarfile.open(tmp_path / "logs" / "guestforge-logs.tar.gz") as packed:
+        assert "reports/latest-verify.json" in packed.getnames()
+
+
+def test_a_failing_cell_fails_its_job(tmp_path: Path) -> None:
+    clone = fresh_clone(tmp_path / "src")
+    stand_in_venv(clone)
+    job = {"guestforge_cell": "no-such-cell-1", "guestforge_target": "oci", "guestforge_build_dir": "build"}
+    run_job(clone, tmp_path, "main", ["ci/playbooks/setup.yaml", "ci/playbooks/cell.yaml"], job, expect_rc=2)
