@@ -40,9 +40,14 @@ class FaultProxy:
         self._stop.set()
         self._server.close()
 
-    def _pick(self, choices: tuple[str, ...], rate: float) -> str | None:
+    def _pick(self, choices: tuple[str, ...], rate: float, limit: int | None = None) -> str | None:
+        """A fault of ``choices`` (each in turn) at ``rate``, while the budget lasts; ``limit``: at most that
+        many of these kinds, so mid-stream cuts (many chunks on a slow host) never use up the budget before
+        every connection fault had its turn."""
         with self._lock:
             if not self.enabled or len(self.faults) >= self.budget or self.random.random() >= rate:
+                return None
+            if limit is not None and sum(f in choices for f in self.faults) >= limit:
                 return None
             fault = choices[sum(f in choices for f in self.faults) % len(choices)]  # each kind in turn
             self.faults.append(fault)
@@ -95,7 +100,7 @@ class FaultProxy:
                 data = src.recv(65536)
                 if not data:
                     break
-                if self._pick(("cut",), self.rate / 8):
+                if self._pick(("cut",), self.rate / 8, limit=self.budget // 4):
                     self._reset(both)
                     return
                 dst.sendall(data)
