@@ -21,6 +21,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+
 def _ip(*args: str) -> str:
     return subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30, text=True).stdout
 
